@@ -1,0 +1,1 @@
+"""Socket.IO events: parse and validate, call one service, shape the ack."""

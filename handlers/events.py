@@ -1,0 +1,172 @@
+"""``EventTable``: the one place where a socket event is parsed, limited, dispatched and
+acknowledged, so every handler body is just "typed payload in, one service call, ack out".
+
+Every client event gets an ack: ``{ok: true, ...}`` or ``{ok: false, error: {code, message}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pydantic
+
+from hub.errors import (
+    HubError,
+    InvalidPayload,
+    RateLimited,
+    TooLarge,
+    UpstreamUnavailable,
+    upstream_failures,
+)
+from hub.services import Services
+
+if TYPE_CHECKING:
+    from handlers.connections import ConnectionRegistry
+
+log = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+Body = TypeVar("Body", bound=pydantic.BaseModel)
+
+
+def ok(**fields: Any) -> Ack:
+    return {"ok": True, **fields}
+
+
+def error_ack(error: HubError) -> Ack:
+    return {"ok": False, "error": error.as_error()}
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    services: Services
+    connections: ConnectionRegistry
+    sid: str
+    user_id: str
+    device_id: str
+    conn_id: str
+
+
+Handler = Callable[[EventContext, Any], Awaitable[Ack]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    name: str
+    model: type[pydantic.BaseModel]
+    handler: Handler
+
+
+class EventTable:
+    """Like aiohttp's ``RouteTableDef``: modules fill one, ``build_app`` attaches them all."""
+
+    def __init__(self) -> None:
+        self.specs: list[EventSpec] = []
+
+    def on(
+        self, name: str, model: type[Body]
+    ) -> Callable[[Callable[[EventContext, Body], Awaitable[Ack]]], Handler]:
+        def register(fn: Callable[[EventContext, Body], Awaitable[Ack]]) -> Handler:
+            self.specs.append(EventSpec(name, model, fn))
+            return fn
+
+        return register
+
+
+def _describe(exc: pydantic.ValidationError) -> InvalidPayload:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    return InvalidPayload(f"{where}: {first['msg']}", details={"field": where})
+
+
+def _too_large(exc: pydantic.ValidationError) -> bool:
+    return any(e["type"] in ("string_too_long", "too_long", "bytes_too_long") for e in exc.errors())
+
+
+class EventDispatcher:
+    """Attaches tables to a python-socketio server with one wrapper for all events."""
+
+    def __init__(self, services: Services, connections: ConnectionRegistry) -> None:
+        self._services = services
+        self._connections = connections
+        self._specs: dict[str, EventSpec] = {}
+        self._upstream_failures = upstream_failures()
+
+    def add(self, table: EventTable) -> None:
+        for spec in table.specs:
+            if spec.name in self._specs:
+                raise ValueError(f"socket event {spec.name!r} is registered twice")
+            self._specs[spec.name] = spec
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def attach(self, sio: Any) -> None:
+        for name, spec in self._specs.items():
+            sio.on(name, self._wrapper(spec))
+        sio.on("*", self._unknown)
+
+    async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
+        self._services.metrics.errors.labels(event="unknown", code="not_found").inc()
+        return error_ack(InvalidPayload(f"unknown event {event[:64]!r}"))
+
+    def _wrapper(self, spec: EventSpec) -> Callable[..., Awaitable[Ack]]:
+        metrics = self._services.metrics
+        events_counter = metrics.events.labels(event=spec.name)
+        latency = metrics.ack_seconds.labels(event=spec.name)
+
+        async def handle(sid: str, *args: Any) -> Ack:
+            started = time.perf_counter()
+            events_counter.inc()
+            ack = await self._dispatch(spec, sid, args)
+            latency.observe(time.perf_counter() - started)
+            if not ack.get("ok"):
+                metrics.errors.labels(event=spec.name, code=ack["error"]["code"]).inc()
+            return ack
+
+        return handle
+
+    async def _dispatch(self, spec: EventSpec, sid: str, args: tuple[Any, ...]) -> Ack:
+        state = self._connections.by_sid(sid)
+        if state is None:
+            return error_ack(HubError("connection is not registered"))
+        try:
+            if not state.bucket.take(time.monotonic()):
+                raise RateLimited("too many events on this connection", retry_after_seconds=1)
+            if len(args) > 1:
+                raise InvalidPayload("send one object as the payload")
+            raw = args[0] if args else {}
+            if not isinstance(raw, dict):
+                raise InvalidPayload("the payload must be an object")
+            try:
+                body = spec.model.model_validate(raw)
+            except pydantic.ValidationError as exc:
+                if _too_large(exc):
+                    raise TooLarge(_describe(exc).message) from None
+                raise _describe(exc) from None
+            ctx = EventContext(
+                self._services,
+                self._connections,
+                sid,
+                state.user_id,
+                state.device_id,
+                state.conn_id,
+            )
+            return await spec.handler(ctx, body)
+        except HubError as exc:
+            return error_ack(exc)
+        except self._upstream_failures:
+            log.warning("socket event %s: storage unavailable", spec.name, exc_info=True)
+            return error_ack(
+                UpstreamUnavailable("storage is unavailable; nothing was stored, retry")
+            )
+        except Exception:
+            request_id = uuid.uuid4().hex[:12]
+            log.exception("socket event %s failed (request %s)", spec.name, request_id)
+            return error_ack(HubError(f"internal error (request {request_id})"))

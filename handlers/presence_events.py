@@ -1,0 +1,24 @@
+"""``presence:subscribe`` and ``presence:unsubscribe``."""
+
+from __future__ import annotations
+
+from handlers.connections import MAX_WATCHED_USERS
+from handlers.events import Ack, EventContext, EventTable, ok
+from handlers.payloads import PresenceUsers
+from hub.errors import TooLarge
+
+events = EventTable()
+
+
+@events.on("presence:subscribe", PresenceUsers)
+async def subscribe(ctx: EventContext, body: PresenceUsers) -> Ack:
+    states = await ctx.services.presence.states_for(ctx.user_id, body.users)
+    if not ctx.connections.watch(ctx.sid, [s.user_id for s in states]):
+        raise TooLarge(f"a connection may watch at most {MAX_WATCHED_USERS} users")
+    return ok(presence=[s.as_payload() for s in states])
+
+
+@events.on("presence:unsubscribe", PresenceUsers)
+async def unsubscribe(ctx: EventContext, body: PresenceUsers) -> Ack:
+    ctx.connections.unwatch(ctx.sid, body.users)
+    return ok()

@@ -1,0 +1,96 @@
+"""``Fanout`` over Socket.IO: devices on this node get events straight from their socket;
+only what devices on other nodes need goes through Redis, to those nodes' own channels.
+
+Delivery never raises: the message is already stored, and a device that misses an event
+catches up with ``message:sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from handlers.connections import ConnectionRegistry
+from hub.clock import Clock
+from hub.fanout import Delivery, NodeBus, NodeDirectory, PresenceChange
+from hub.metrics import HubMetrics
+
+log = logging.getLogger(__name__)
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+class SocketFanout:
+    def __init__(
+        self,
+        *,
+        sio: Any,
+        connections: ConnectionRegistry,
+        directory: NodeDirectory,
+        bus: NodeBus,
+        clock: Clock,
+        metrics: HubMetrics,
+    ) -> None:
+        self._sio = sio
+        self._connections = connections
+        self._directory = directory
+        self._bus = bus
+        self._clock = clock
+        self._local = metrics.deliveries.labels(path="local")
+        self._remote = metrics.deliveries.labels(path="remote")
+
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        try:
+            where = await self._directory.nodes_of(
+                {d.user_id for d in deliveries}, now_ms=self._clock()
+            )
+        except Exception:
+            log.warning("device directory unavailable; delivering to this node only", exc_info=True)
+            where = {}
+        own = self._bus.node_id
+        for delivery in deliveries:
+            await self._emit_local(
+                delivery.user_id, delivery.event, delivery.payload, delivery.except_conn
+            )
+            for node in where.get(delivery.user_id, ()):
+                if node != own:
+                    self._bus.send_to_node(
+                        node,
+                        [delivery.user_id, delivery.event, delivery.payload, delivery.except_conn],
+                    )
+                    self._remote.inc()
+
+    async def _emit_local(
+        self, user_id: str, event: str, payload: dict[str, Any], except_conn: str | None
+    ) -> None:
+        if not self._connections.has_user(user_id):
+            return
+        skip = self._connections.sid_of_conn(except_conn)
+        try:
+            await self._sio.emit(event, payload, room=user_room(user_id), skip_sid=skip)
+            self._local.inc()
+        except Exception:
+            log.warning("local emit of %s failed", event, exc_info=True)
+
+    async def announce_presence(self, change: PresenceChange) -> None:
+        try:
+            await self._bus.announce_presence(change.as_payload())
+        except Exception:
+            log.warning("could not announce a presence change", exc_info=True)
+
+    async def on_node_frames(self, frames: list[Any]) -> None:
+        """Frames another node published for devices held here."""
+        for user_id, event, payload, except_conn in frames:
+            await self._emit_local(user_id, event, payload, except_conn)
+
+    async def on_presence(self, changes: list[Any]) -> None:
+        """A presence change from any node: push it to the subscribers held here."""
+        for change in changes:
+            watchers = self._connections.watchers_of(change["userId"])
+            if watchers:
+                await self._sio.emit("presence", change, to=list(watchers))

@@ -1,0 +1,1 @@
+"""The hub's rules: settings, tokens, and one service per capability. Knows no transport."""

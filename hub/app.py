@@ -1,0 +1,233 @@
+"""Assembly: the one place where the hub's objects are built and wired together.
+
+``build_app(settings)`` returns an aiohttp application with the Socket.IO server attached.
+Each pool or client is opened and closed as a pair in ``cleanup_ctx``, so a failed start
+closes only what opened. ``run_hub.py`` and the test fixtures both call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import socketio
+from aiohttp import web
+
+from handlers import connection, messages, presence_events, typing_events
+from handlers.connection import SocketLifecycle
+from handlers.connections import ConnectionRegistry
+from handlers.events import EventDispatcher
+from handlers.socket_fanout import SocketFanout
+from hub.accounts import AccountService, LoginLimits
+from hub.clock import Clock, wall_clock_ms
+from hub.messaging import MessagingService
+from hub.metrics import HubMetrics
+from hub.passwords import PasswordHasher
+from hub.presence import PresenceService
+from hub.rate_limits import SharedLimiter, WindowLimit
+from hub.services import Services
+from hub.settings import Settings
+from hub.tokens import TokenService
+from hub.typing_indicators import TypingService
+from rest import auth, health, users
+from rest import messages as rest_messages
+from rest.http import error_middleware, security_headers
+from rest.keys import API_LIMIT, API_LIMITER, HEALTH_CHECK, SERVICES
+from storage.bands import MembershipStore
+from storage.db import apply_migrations, open_pool
+from storage.messages import MessageStore
+from storage.redis_bus import RedisNodeBus
+from storage.redis_challenges import RedisChallengeStore
+from storage.redis_client import open_redis
+from storage.redis_keys import RedisKeys
+from storage.redis_presence import RedisDeviceRegistry
+from storage.redis_rate_limits import RedisRateWindows
+from storage.users import BiometricKeyStore, RefreshTokenStore, UserStore
+
+log = logging.getLogger(__name__)
+
+SOCKET_TABLES = (connection.events, messages.events, presence_events.events, typing_events.events)
+REST_TABLES = (auth.routes, users.routes, rest_messages.routes, health.routes)
+
+
+class OrjsonForSocketIO:
+    """python-socketio calls ``json.dumps``/``loads``; orjson is several times faster."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(raw: str | bytes, **_: Any) -> Any:
+        return orjson.loads(raw)
+
+
+def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Application:
+    if not settings.database_url or not settings.redis_url or not settings.jwt_secret:
+        raise ValueError("build_app needs database_url, redis_url and jwt_secret resolved")
+    app = web.Application(
+        middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024
+    )
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        json=OrjsonForSocketIO,
+        cors_allowed_origins=list(settings.cors_origins) or [],
+        max_http_buffer_size=settings.max_socket_payload_bytes,
+        ping_interval=25,
+        ping_timeout=20,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    for table in REST_TABLES:
+        app.add_routes(table)
+    app.cleanup_ctx.append(_hub_context(settings, clock, sio))
+    return app
+
+
+def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        assert settings.database_url and settings.redis_url
+        pool = await open_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        redis = open_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        background: list[asyncio.Task[None]] = []
+        services: Services | None = None
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            await redis.ping()
+            keys = RedisKeys(settings.redis_prefix)
+            metrics = HubMetrics()
+            connections = ConnectionRegistry()
+            registry = RedisDeviceRegistry(redis, keys, ttl_ms=settings.device_ttl_seconds * 1000)
+            bus = RedisNodeBus(redis, keys, settings.node_id)
+            fanout = SocketFanout(
+                sio=sio,
+                connections=connections,
+                directory=registry,
+                bus=bus,
+                clock=clock,
+                metrics=metrics,
+            )
+            users_store = UserStore(pool)
+            memberships = MembershipStore(pool)
+            limiter = SharedLimiter(RedisRateWindows(redis, keys))
+            tokens = TokenService(
+                secret=settings.jwt_secret,
+                access_seconds=settings.access_token_seconds,
+                refresh_seconds=settings.refresh_token_seconds,
+                clock=clock,
+            )
+            services = Services(
+                settings=settings,
+                tokens=tokens,
+                accounts=AccountService(
+                    users=users_store,
+                    refresh_tokens=RefreshTokenStore(pool),
+                    biometric_keys=BiometricKeyStore(pool),
+                    memberships=memberships,
+                    challenges=RedisChallengeStore(redis, keys),
+                    tokens=tokens,
+                    passwords=PasswordHasher(settings.bcrypt_rounds),
+                    limiter=limiter,
+                    login_limits=LoginLimits(
+                        per_ip=WindowLimit(
+                            "login_ip",
+                            settings.login_attempts_per_ip,
+                            settings.login_window_seconds,
+                        ),
+                        per_account=WindowLimit(
+                            "login_account",
+                            settings.login_attempts_per_account,
+                            settings.login_window_seconds,
+                        ),
+                    ),
+                    fanout=fanout,
+                    clock=clock,
+                    challenge_seconds=settings.biometric_challenge_seconds,
+                ),
+                messaging=MessagingService(
+                    messages=MessageStore(pool),
+                    memberships=memberships,
+                    fanout=fanout,
+                    clock=clock,
+                    sync_page_limit=settings.sync_page_limit,
+                ),
+                presence=PresenceService(
+                    registry=registry,
+                    memberships=memberships,
+                    users=users_store,
+                    fanout=fanout,
+                    clock=clock,
+                    node_id=settings.node_id,
+                    ttl_seconds=settings.device_ttl_seconds,
+                    max_devices_per_user=settings.max_devices_per_user,
+                ),
+                typing=TypingService(
+                    memberships=memberships,
+                    fanout=fanout,
+                    clock=clock,
+                    min_interval_ms=settings.typing_min_interval_ms,
+                ),
+                metrics=metrics,
+                clock=clock,
+            )
+            dispatcher = EventDispatcher(services, connections)
+            for table in SOCKET_TABLES:
+                dispatcher.add(table)
+            dispatcher.attach(sio)
+            lifecycle = SocketLifecycle(sio, services, connections)
+            connections.lifecycle = lifecycle
+            lifecycle.attach()
+
+            async def health_check() -> dict[str, bool]:
+                return {
+                    "postgres": await _answers(pool.fetchval("SELECT 1")),
+                    "redis": await _answers(redis.ping()),
+                }
+
+            app[SERVICES] = services
+            app[API_LIMITER] = limiter
+            app[API_LIMIT] = WindowLimit(
+                "api_ip", settings.api_requests_per_ip, settings.api_window_seconds
+            )
+            app[HEALTH_CHECK] = health_check
+            background.append(
+                asyncio.create_task(bus.listen(fanout.on_node_frames, fanout.on_presence))
+            )
+            background.append(asyncio.create_task(services.presence.run_heartbeats()))
+            await asyncio.wait_for(bus.connected.wait(), 10)
+            if settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
+            yield
+        finally:
+            if services is not None:
+                with contextlib.suppress(Exception):
+                    await services.presence.disconnect_all_local()
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+            with contextlib.suppress(Exception):
+                await pool.close()
+
+    return context
+
+
+async def _answers(probe: Any) -> bool:
+    try:
+        await asyncio.wait_for(probe, 2)
+        return True
+    except Exception:
+        return False

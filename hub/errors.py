@@ -1,0 +1,96 @@
+"""The hub's one error family: a stable ``code`` for clients, an HTTP status for REST.
+
+Services raise these; only ``handlers.events.EventTable`` and the REST error middleware turn
+them into acks and responses. Anything else that escapes is ``internal`` and its text is
+never sent to a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class HubError(Exception):
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        if self.retryable:
+            error["retryable"] = True
+        return error
+
+
+class InvalidPayload(HubError):
+    code = "invalid_payload"
+    http_status = 400
+
+
+class TooLarge(HubError):
+    code = "too_large"
+    http_status = 413
+
+
+class NotAuthenticated(HubError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(HubError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(HubError):
+    code = "conflict"
+    http_status = 409
+
+
+class RateLimited(HubError):
+    code = "rate_limited"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message, details={"retryAfter": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamUnavailable(HubError):
+    """PostgreSQL, Redis or a gateway did not answer: nothing was stored, try again."""
+
+    code = "unavailable"
+    http_status = 503
+    retryable = True
+
+
+def upstream_failures() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean PostgreSQL or Redis did not answer: nothing was stored, and the
+    client should retry (answered as ``unavailable``, never as a false ack)."""
+    import asyncio
+
+    import asyncpg
+    import redis.exceptions
+
+    return (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        ConnectionError,
+        asyncio.TimeoutError,
+    )

@@ -1,0 +1,47 @@
+"""Prometheus metrics for one hub process, in the app's own registry (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class HubMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.connections = Gauge("hub_connections", "Open Socket.IO connections", registry=r)
+        self.connects = Counter(
+            "hub_connects", "Connection attempts by outcome", ["outcome"], registry=r
+        )
+        self.events = Counter(
+            "hub_socket_events", "Socket events handled, by name", ["event"], registry=r
+        )
+        self.errors = Counter(
+            "hub_socket_errors",
+            "Socket events answered with an error",
+            ["event", "code"],
+            registry=r,
+        )
+        self.messages = Counter("hub_messages", "Messages stored, by kind", ["kind"], registry=r)
+        self.ack_seconds = Histogram(
+            "hub_ack_seconds",
+            "Time from event received to ack",
+            ["event"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "hub_http_requests",
+            "REST requests by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "hub_deliveries", "Events delivered, by path", ["path"], registry=r
+        )

@@ -1,0 +1,26 @@
+"""The services a transport may call, bundled so handlers receive one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.accounts import AccountService
+from hub.clock import Clock
+from hub.messaging import MessagingService
+from hub.metrics import HubMetrics
+from hub.presence import PresenceService
+from hub.settings import Settings
+from hub.tokens import TokenService
+from hub.typing_indicators import TypingService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    tokens: TokenService
+    accounts: AccountService
+    messaging: MessagingService
+    presence: PresenceService
+    typing: TypingService
+    metrics: HubMetrics
+    clock: Clock

@@ -1,0 +1,1 @@
+"""aiohttp routes: parse and validate, authenticate, call a service, shape JSON."""

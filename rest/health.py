@@ -1,0 +1,28 @@
+"""``/healthz`` (200 only when PostgreSQL and Redis answer) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rest.http import json_response
+from rest.keys import HEALTH_CHECK, SERVICES
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    checks = await request.app[HEALTH_CHECK]()
+    healthy = all(checks.values())
+    return json_response(
+        {"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[SERVICES].metrics.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )

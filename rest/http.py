@@ -1,0 +1,139 @@
+"""What every route shares: JSON bodies through pydantic, bearer auth, the error middleware."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+import pydantic
+from aiohttp import web
+
+from hub.errors import (
+    HubError,
+    InvalidPayload,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    UpstreamUnavailable,
+    upstream_failures,
+)
+from rest.keys import API_LIMIT, API_LIMITER, SERVICES
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(error: HubError, headers: dict[str, str] | None = None) -> web.Response:
+    response = json_response({"error": error.as_error()}, status=error.http_status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _describe(exc: pydantic.ValidationError) -> HubError:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    if first["type"] in ("too_long", "string_too_long", "bytes_too_long"):
+        return TooLarge(f"{where}: {first['msg']}", details={"field": where})
+    return InvalidPayload(f"{where}: {first['msg']}", details={"field": where})
+
+
+async def read_body(request: web.Request, model: type[Model]) -> Model:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise TooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise InvalidPayload("the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _describe(exc) from None
+
+
+def read_query(request: web.Request, model: type[Model]) -> Model:
+    try:
+        return model.model_validate(dict(request.query))
+    except pydantic.ValidationError as exc:
+        raise _describe(exc) from None
+
+
+def current_user(request: web.Request) -> str:
+    """The user id of a valid access token in ``Authorization: Bearer``, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("send Authorization: Bearer <accessToken>")
+    return request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place HubErrors become JSON errors; anything unexpected is ``internal``."""
+    services = request.app[SERVICES]
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    try:
+        if request.path not in UNLIMITED_PATHS:
+            await request.app[API_LIMITER].check(
+                request.app[API_LIMIT], client_ip(request), "requests"
+            )
+        response = await handler(request)
+    except RateLimited as exc:
+        response = error_response(exc, {"Retry-After": str(exc.retry_after_seconds)})
+    except HubError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            response = error_response(NotFound("no such route"))
+        elif exc.status == 405:
+            response = json_response(
+                {"error": {"code": "method_not_allowed", "message": "method not allowed"}}, 405
+            )
+        elif exc.status == 413:
+            response = error_response(TooLarge("the body is too large"))
+        else:
+            raise
+    except upstream_failures():
+        log.warning("%s %s: storage unavailable", request.method, request.path, exc_info=True)
+        response = error_response(UpstreamUnavailable("storage is unavailable; retry shortly"))
+    except Exception:
+        request_id = uuid.uuid4().hex[:12]
+        log.exception("%s %s failed (request %s)", request.method, route_name, request_id)
+        response = error_response(HubError(f"internal error (request {request_id})"))
+    services.metrics.http_requests.labels(route=route_name, status=str(response.status)).inc()
+    return response
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Cache-Control", "no-store")
+    origin = request.headers.get("Origin")
+    allowed = request.app[SERVICES].settings.cors_origins
+    if origin and origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response

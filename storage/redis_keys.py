@@ -1,0 +1,38 @@
+"""Every Redis key and channel the hub uses, each built by one named function.
+
+All of them start with ``REDIS_PREFIX`` so several hubs or test runs can share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str
+
+    def user_devices(self, user_id: str) -> str:
+        """ZSET of the user's live connections: member ``node|conn|device``, score = expiry ms."""
+        return f"{self.prefix}:devices:{user_id}"
+
+    def device_expiries(self) -> str:
+        """ZSET of every live connection: member ``user|node|conn|device``, score = expiry ms."""
+        return f"{self.prefix}:device_expiries"
+
+    def last_seen(self, user_id: str) -> str:
+        return f"{self.prefix}:last_seen:{user_id}"
+
+    def node_channel(self, node_id: str) -> str:
+        """Pub/sub channel carrying events for the devices connected to one node."""
+        return f"{self.prefix}:node:{node_id}"
+
+    def presence_channel(self) -> str:
+        """Pub/sub channel on which every presence change is announced to every node."""
+        return f"{self.prefix}:presence"
+
+    def rate_window(self, scope: str, subject: str) -> str:
+        return f"{self.prefix}:rate:{scope}:{subject}"
+
+    def biometric_challenge(self, challenge_id: str) -> str:
+        return f"{self.prefix}:biometric_challenge:{challenge_id}"
