@@ -1,0 +1,151 @@
+"""Real servers for every test: PostgreSQL and Redis (embedded unless ``DATABASE_URL`` and
+``REDIS_URL`` are set), a fresh database and Redis key prefix per test, and hub nodes run as
+``run_hub.py`` subprocesses on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from storage.db import apply_migrations
+from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.support import HubNode, start_hub_node
+
+
+@dataclass(frozen=True)
+class Servers:
+    admin_dsn: str
+    redis_url: str
+    template_db: str
+
+    def dsn_for(self, database: str) -> str:
+        return replace_database(self.admin_dsn, database)
+
+
+def replace_database(dsn: str, database: str) -> str:
+    """Swap the database name in a postgresql:// URL (with or without a ?host= socket)."""
+    head, sep, query = dsn.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{database}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    data = Path(tmp_path_factory.mktemp("servers"))
+    if not database_url:
+        postgres = EmbeddedPostgres(data / "postgres")
+        started.append(postgres)
+        postgres.start()
+        database_url = postgres.admin_url()
+    if not redis_url:
+        redis = EmbeddedRedis(data / "redis")
+        started.append(redis)
+        redis_url = redis.start()
+    template = f"hubtest_template_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_create_template(database_url, template))
+    try:
+        yield Servers(database_url, redis_url, template)
+    finally:
+        asyncio.run(_drop_databases(database_url, template))
+        for server in reversed(started):
+            server.stop()
+
+
+async def _create_template(admin_dsn: str, template: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{template}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(replace_database(admin_dsn, template))
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def _drop_databases(admin_dsn: str, template: str) -> None:
+    prefix = template.replace("template", "db")
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        names = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
+        for row in [*names, {"datname": template}]:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True)
+class TestEnv:
+    """One test's private database and Redis prefix, and how to start hub nodes on them."""
+
+    servers: Servers
+    database_url: str
+    redis_prefix: str
+    jwt_secret: str
+
+    def hub_env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.servers.redis_url,
+            "REDIS_PREFIX": self.redis_prefix,
+            "JWT_SECRET": self.jwt_secret,
+            "BCRYPT_ROUNDS": "4",
+            "API_REQUESTS_PER_IP": "100000",
+            "HUB_LOG_LEVEL": "WARNING",
+        }
+        env.update(extra)
+        return env
+
+
+@pytest_asyncio.fixture
+async def test_env(servers: Servers) -> AsyncIterator[TestEnv]:
+    database = servers.template_db.replace("template", "db") + "_" + uuid.uuid4().hex[:10]
+    admin = await asyncpg.connect(servers.admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{servers.template_db}"')
+    finally:
+        await admin.close()
+    yield TestEnv(
+        servers=servers,
+        database_url=servers.dsn_for(database),
+        redis_prefix=f"test-{uuid.uuid4().hex[:10]}",
+        jwt_secret=uuid.uuid4().hex + uuid.uuid4().hex,
+    )
+
+
+@pytest_asyncio.fixture
+async def hub_node(test_env: TestEnv, tmp_path: Path) -> AsyncIterator[HubNode]:
+    node = await start_hub_node(test_env.hub_env(), tmp_path / "node-a", "node-a")
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+@pytest_asyncio.fixture
+async def two_hub_nodes(
+    test_env: TestEnv, tmp_path: Path
+) -> AsyncIterator[tuple[HubNode, HubNode]]:
+    env = test_env.hub_env(DEVICE_TTL_SECONDS="3")
+    node_a, node_b = await asyncio.gather(
+        start_hub_node(env, tmp_path / "node-a", "node-a"),
+        start_hub_node(env, tmp_path / "node-b", "node-b"),
+    )
+    try:
+        yield node_a, node_b
+    finally:
+        await asyncio.gather(node_a.stop(), node_b.stop())

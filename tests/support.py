@@ -1,0 +1,210 @@
+"""Test helpers that talk to a hub over the wire, as a phone would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nacl.public
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class HubNode:
+    name: str
+    port: int
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    async def kill(self) -> None:
+        """``kill -9``: no goodbye to Redis, its devices must time out."""
+        if self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def start_hub_node(env: dict[str, str], data_dir: Path, name: str) -> HubNode:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = data_dir / "hub.log"
+    full_env = {**os.environ, **env, "HUB_PORT": str(port), "HUB_DATA_DIR": str(data_dir)}
+    full_env["HUB_NODE_ID"] = f"{name}-{uuid.uuid4().hex[:6]}"
+    with open(log_path, "wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "run_hub.py"),
+            env=full_env,
+            cwd=str(ROOT),
+            stdout=log_file,
+            stderr=log_file,
+        )
+    node = HubNode(name, port, process, log_path)
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"hub {name} exited at start:\n{node.log()}")
+            try:
+                async with http.get(f"{node.url}/healthz") as response:
+                    if response.status == 200:
+                        return node
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                await node.kill()
+                raise RuntimeError(f"hub {name} not ready in 30 s:\n{node.log()}")
+            await asyncio.sleep(0.1)
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    name: str
+    access_token: str
+    refresh_token: str
+    keys: nacl.public.PrivateKey = field(default_factory=nacl.public.PrivateKey.generate)
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(bytes(self.keys.public_key)).decode()
+
+
+class Api:
+    """The REST side, as the app calls it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, self.base_url + path, json=json, headers=all_headers) as response,
+        ):
+            body = await response.json() if response.content_type == "application/json" else None
+            return response.status, body
+
+    async def register(self, name: str | None = None, *, with_key: bool = True) -> Account:
+        name = name or f"user-{uuid.uuid4().hex[:8]}"
+        email = f"{name}-{uuid.uuid4().hex[:6]}@example.com"
+        status, body = await self.request(
+            "POST",
+            "/api/auth/register",
+            json={"email": email, "password": "correct horse battery", "name": name},
+        )
+        assert status == 201, body
+        account = Account(
+            body["user"]["id"], email, name, body["accessToken"], body["refreshToken"]
+        )
+        if with_key:
+            status, body = await self.request(
+                "PUT",
+                f"/api/users/{account.id}/public-key",
+                token=account.access_token,
+                json={"publicKey": account.public_key_b64},
+            )
+            assert status == 200, body
+        return account
+
+    async def register_many(self, *names: str) -> list[Account]:
+        return [await self.register(name) for name in names]
+
+
+class Phone:
+    """One device: a python-socketio client that records every event it receives."""
+
+    def __init__(self, account: Account, device: str = "phone") -> None:
+        self.account = account
+        self.device = device
+        self.client = socketio.AsyncClient(reconnection=False)
+        self._queues: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.client.on("*", self._record)
+
+    async def _record(self, event: str, *args: Any) -> None:
+        await self._queues[event].put(args[0] if args else None)
+
+    async def connect(self, url: str, token: str | None = None) -> Phone:
+        await self.client.connect(
+            url,
+            auth={"token": token or self.account.access_token, "device": self.device},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        return self
+
+    async def call(self, event: str, payload: Any = None, timeout: float = 10) -> Any:
+        return await self.client.call(event, payload, timeout=timeout)
+
+    async def next(self, event: str, timeout: float = 5) -> Any:
+        return await asyncio.wait_for(self._queues[event].get(), timeout)
+
+    def pending(self, event: str) -> int:
+        return self._queues[event].qsize()
+
+    async def close(self) -> None:
+        if self.client.connected:
+            await self.client.disconnect()
+
+
+def seal(sender: Account, recipient: Account, text: str) -> dict[str, str]:
+    """NaCl box, as TweetNaCl does it in the app: fresh 24-byte nonce, ciphertext, base64."""
+    box = nacl.public.Box(sender.keys, recipient.keys.public_key)
+    nonce = os.urandom(24)
+    ciphertext = box.encrypt(text.encode(), nonce).ciphertext
+    return {
+        "ciphertext": base64.b64encode(ciphertext).decode(),
+        "nonce": base64.b64encode(nonce).decode(),
+    }
+
+
+def open_box(reader: Account, peer_public_b64: str, message: dict[str, Any]) -> str:
+    box = nacl.public.Box(reader.keys, nacl.public.PublicKey(base64.b64decode(peer_public_b64)))
+    plain = box.decrypt(base64.b64decode(message["ciphertext"]), base64.b64decode(message["nonce"]))
+    return plain.decode()
