@@ -18,6 +18,7 @@ import pydantic
 from hub.errors import (
     HubError,
     InvalidPayload,
+    NotFound,
     RateLimited,
     TooLarge,
     UpstreamUnavailable,
@@ -114,7 +115,7 @@ class EventDispatcher:
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
         self._services.metrics.errors.labels(event="unknown", code="not_found").inc()
-        return error_ack(InvalidPayload(f"unknown event {event[:64]!r}"))
+        return error_ack(NotFound(f"unknown event {event[:64]!r}"))
 
     def _wrapper(self, spec: EventSpec) -> Callable[..., Awaitable[Ack]]:
         metrics = self._services.metrics
