@@ -78,7 +78,8 @@ async def test_band_message_missing_a_member_is_refused_and_not_stored(hub_node,
         )
         assert ack["ok"] is False and ack["error"]["code"] == "conflict"
         assert ack["error"]["details"] == {"missing": [carol.id], "extra": []}
-        extra = only_bob + [
+        extra = [
+            *only_bob,
             {"to": carol.id, **seal(alice, carol, "x")},
             {"to": outsider.id, **seal(alice, outsider, "x")},
         ]

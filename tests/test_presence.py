@@ -50,6 +50,7 @@ async def test_devices_of_a_killed_node_go_offline_by_themselves(two_hub_nodes):
     try:
         ack = await watcher.call("presence:subscribe", {"users": [bob.id]})
         assert ack["presence"][0]["status"] == "online"
+        assert bob_phone.client.connected
         await node_b.kill()
         offline = await watcher.next("presence", timeout=12)
         assert offline["userId"] == bob.id and offline["status"] == "offline"
