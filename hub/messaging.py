@@ -7,7 +7,6 @@ gets their own gapless ``seq`` so a device can spot and fill gaps with ``sync``.
 
 from __future__ import annotations
 
-import base64
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,13 +15,15 @@ from typing import Any
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
+from hub.message_views import copy_payload
+from hub.send_queue import SendQueue
 from storage.bands import MembershipStore
 from storage.messages import (
     ConversationSummary,
     CopyToStore,
     MessageStore,
     MissingUser,
-    StoredCopy,
+    NewMessage,
     StoredMessage,
 )
 
@@ -49,28 +50,6 @@ class SyncPage:
     more: bool
 
 
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def copy_payload(copy: StoredCopy) -> dict[str, Any]:
-    """``message:new`` as one user sees it: ``seq`` is theirs, ``peer`` opens the box."""
-    body: dict[str, Any] = {
-        "id": copy.message_id,
-        "from": copy.sender_id,
-        "ciphertext": b64(copy.ciphertext),
-        "nonce": b64(copy.nonce),
-        "ts": copy.ts,
-        "seq": copy.seq,
-        "peer": copy.peer,
-    }
-    if copy.band_id is not None:
-        body["band"] = copy.band_id
-    else:
-        body["to"] = copy.conversation_id if copy.sender_id == copy.user_id else copy.user_id
-    return body
-
-
 class MessagingService:
     def __init__(
         self,
@@ -86,6 +65,7 @@ class MessagingService:
         self._fanout = fanout
         self._clock = clock
         self._sync_page_limit = sync_page_limit
+        self._send_queue = SendQueue(messages, fanout)
 
     async def send_direct(
         self, sender: Sender, message_id: str, to: str, ciphertext: bytes, nonce: bytes
@@ -130,38 +110,26 @@ class MessagingService:
         band_id: str | None,
         copies: list[CopyToStore],
     ) -> StoredMessage:
+        message = NewMessage(
+            id=message_id,
+            sender_id=sender.user_id,
+            sender_device=sender.device_id,
+            recipient_id=to,
+            band_id=band_id,
+            ts=self._clock(),
+            copies=copies,
+        )
         try:
-            outcome = await self._messages.insert_if_new(
-                message_id=message_id,
-                sender_id=sender.user_id,
-                sender_device=sender.device_id,
-                recipient_id=to,
-                band_id=band_id,
-                ts=self._clock(),
-                copies=copies,
-            )
+            outcome = await self._send_queue.submit(message, sender.conn_id)
         except MissingUser:
             raise NotFound("no such recipient") from None
         stored = outcome.message
-        if not outcome.copies:
-            if (stored.sender_id, stored.recipient_id, stored.band_id) != (
-                sender.user_id,
-                to,
-                band_id,
-            ):
-                raise Conflict("this message id is already used for another message")
-            return stored
-        await self._fanout.deliver(
-            [
-                Delivery(
-                    copy.user_id,
-                    "message:new",
-                    copy_payload(copy),
-                    sender.conn_id if copy.user_id == sender.user_id else None,
-                )
-                for copy in outcome.copies
-            ]
-        )
+        if not outcome.copies and (stored.sender_id, stored.recipient_id, stored.band_id) != (
+            sender.user_id,
+            to,
+            band_id,
+        ):
+            raise Conflict("this message id is already used for another message")
         return stored
 
     async def sync(self, user_id: str, after: int, limit: int | None) -> SyncPage:

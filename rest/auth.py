@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.errors import InvalidPayload
+from hub.fields import parse_uuid
 from rest.bodies import (
     BiometricChallengeRequest,
     BiometricLogin,
@@ -65,8 +67,11 @@ async def add_biometric_key(request: web.Request) -> web.Response:
 @routes.delete("/api/auth/biometric/keys/{key_id}")
 async def remove_biometric_key(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    body = BiometricChallengeRequest.model_validate({"keyId": request.match_info["key_id"]})
-    await request.app[SERVICES].accounts.remove_biometric_key(user_id, body.keyId)
+    try:
+        key_id = parse_uuid(request.match_info["key_id"])
+    except ValueError:  # a malformed id in the path is the client's mistake, not a 500
+        raise InvalidPayload("the key id must be a UUID") from None
+    await request.app[SERVICES].accounts.remove_biometric_key(user_id, key_id)
     return web.Response(status=204)
 
 

@@ -20,6 +20,13 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _display_name(value: str) -> str:
+    """Names are shown to others: surrounding spaces go, and a blank name is refused."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
 class Register(Body):
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES)
@@ -35,9 +42,7 @@ class Register(Body):
     @field_validator("name")
     @classmethod
     def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+        return _display_name(value)
 
 
 class Login(Body):
@@ -69,6 +74,12 @@ class BiometricLogin(Body):
 
 class UpdateProfile(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def not_blank(cls, value: str | None) -> str | None:
+        # Same rule as at registration, so an update cannot blank a name out.
+        return None if value is None else _display_name(value)
 
 
 class SetPublicKey(Body):

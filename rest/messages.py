@@ -9,7 +9,8 @@ from pydantic_core import PydanticCustomError
 
 from hub.errors import InvalidPayload
 from hub.fields import parse_uuid
-from hub.messaging import Sender, copy_payload
+from hub.message_views import copy_payload
+from hub.messaging import Sender
 from rest.bodies import PageQuery, SendMessageBody
 from rest.http import current_user, json_response, read_body, read_query
 from rest.keys import SERVICES

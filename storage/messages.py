@@ -6,6 +6,7 @@ who may read it, numbered by that user's gapless sequence taken in the same tran
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,19 @@ class StoredCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store: ``copies`` holds one entry per user who may read it."""
+
+    id: str
+    sender_id: str
+    sender_device: str
+    recipient_id: str | None
+    band_id: str | None
+    ts: int
+    copies: Sequence[CopyToStore]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: str
     sender_id: str
@@ -71,35 +85,42 @@ class ConversationSummary:
     unread: int
 
 
-INSERT_MESSAGE_IF_NEW = """
-WITH new_message AS (
-    INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-), new_conversation AS (
-    INSERT INTO direct_conversations (user_low, user_high, created_at)
-    SELECT $7::uuid, $8::uuid, $6 FROM new_message WHERE $7::uuid IS NOT NULL
-    ON CONFLICT DO NOTHING
-)
-SELECT count(*) FROM new_message
+INSERT_MESSAGES_IF_NEW = """
+INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bigint[])
+ON CONFLICT (id) DO NOTHING
+RETURNING id
 """
-SELECT_MESSAGE = "SELECT id, sender_id, recipient_id, band_id, ts FROM messages WHERE id = $1"
-# Rows are locked in user-id order so two messages between the same users never deadlock.
-TAKE_NEXT_SEQS = """
-WITH locked AS MATERIALIZED (
-    SELECT user_id FROM user_seqs WHERE user_id = ANY($1::uuid[]) ORDER BY user_id FOR UPDATE
+INSERT_DIRECT_CONVERSATIONS = """
+INSERT INTO direct_conversations (user_low, user_high, created_at)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
+ON CONFLICT DO NOTHING
+"""
+SELECT_MESSAGES = """
+SELECT id, sender_id, recipient_id, band_id, ts FROM messages WHERE id = ANY($1::uuid[])
+"""
+# Sequence rows are locked in user-id order, so concurrent batches never deadlock; each user's
+# counter moves by the number of copies the batch holds for them.
+TAKE_SEQ_RANGES = """
+WITH wanted AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS w(user_id, n)
+), locked AS MATERIALIZED (
+    SELECT s.user_id FROM user_seqs s JOIN wanted w ON w.user_id = s.user_id
+    ORDER BY s.user_id FOR UPDATE OF s
 )
-UPDATE user_seqs AS s SET last_seq = s.last_seq + 1
-FROM locked WHERE s.user_id = locked.user_id
+UPDATE user_seqs AS s SET last_seq = s.last_seq + w.n
+FROM wanted w, locked l
+WHERE s.user_id = w.user_id AND l.user_id = s.user_id
 RETURNING s.user_id, s.last_seq
 """
 INSERT_COPIES = """
 INSERT INTO inbox (user_id, seq, message_id, sender_id, band_id, conversation_id,
                    encrypted_for, ciphertext, nonce, ts)
-SELECT c.user_id, c.seq, $1, $2, $3, COALESCE($3, c.peer), c.peer, c.ciphertext, c.nonce, $4
-FROM unnest($5::uuid[], $6::bigint[], $7::uuid[], $8::bytea[], $9::bytea[])
-     AS c(user_id, seq, peer, ciphertext, nonce)
+SELECT c.user_id, c.seq, c.message_id, c.sender_id, c.band_id, COALESCE(c.band_id, c.peer),
+       c.peer, c.ciphertext, c.nonce, c.ts
+FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[],
+            $7::bytea[], $8::bytea[], $9::bigint[])
+     AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts)
 """
 COPY_COLUMNS = (
     "user_id, seq, message_id, sender_id, band_id, conversation_id, encrypted_for, "
@@ -171,89 +192,108 @@ class MessageStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def insert_if_new(
-        self,
-        *,
-        message_id: str,
-        sender_id: str,
-        sender_device: str,
-        recipient_id: str | None,
-        band_id: str | None,
-        ts: int,
-        copies: Sequence[CopyToStore],
-    ) -> SendOutcome:
-        """Store the message and its numbered copies in one transaction, or find the original."""
-        low = high = None
-        if recipient_id is not None:
-            low, high = sorted((sender_id, recipient_id))
+    async def insert_batch(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
+        """Store many messages and their numbered copies in one transaction (group commit).
+
+        A message whose id already exists comes back with no copies (a resend). Raises
+        ``MissingUser`` when any recipient does not exist, storing nothing; the caller then
+        retries the messages one by one to find the culprit.
+        """
+        fresh = list({m.id: m for m in batch}.values())
+        fresh.sort(key=lambda m: m.id)  # a stable lock order against concurrent batches
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                inserted = await conn.fetchval(
-                    INSERT_MESSAGE_IF_NEW,
-                    message_id,
-                    sender_id,
-                    sender_device,
-                    recipient_id,
-                    band_id,
-                    ts,
-                    low,
-                    high,
+                inserted_rows = await conn.fetch(
+                    INSERT_MESSAGES_IF_NEW,
+                    [m.id for m in fresh],
+                    [m.sender_id for m in fresh],
+                    [m.sender_device for m in fresh],
+                    [m.recipient_id for m in fresh],
+                    [m.band_id for m in fresh],
+                    [m.ts for m in fresh],
                 )
-                if not inserted:
-                    row = await conn.fetchrow(SELECT_MESSAGE, message_id)
-                    return SendOutcome(_message(row), [])
-                seqs = await self._number_and_insert(
-                    conn, message_id, sender_id, band_id, ts, copies
-                )
+                inserted = {str(r["id"]) for r in inserted_rows}
+                new = [m for m in fresh if m.id in inserted]
+                existing: dict[str, StoredMessage] = {}
+                if len(new) < len(fresh):
+                    rows = await conn.fetch(
+                        SELECT_MESSAGES, [m.id for m in fresh if m.id not in inserted]
+                    )
+                    existing = {str(r["id"]): _message(r) for r in rows}
+                copies = await self._number_and_insert(conn, new)
         except asyncpg.ForeignKeyViolationError:
             raise MissingUser from None
-        stored = StoredMessage(message_id, sender_id, recipient_id, band_id, ts)
-        return SendOutcome(
-            stored,
-            [
-                StoredCopy(
-                    user_id=c.user_id,
-                    seq=seq,
-                    message_id=message_id,
-                    sender_id=sender_id,
-                    band_id=band_id,
-                    conversation_id=band_id or c.peer,
-                    peer=c.peer,
-                    ciphertext=c.ciphertext,
-                    nonce=c.nonce,
-                    ts=ts,
+        outcomes: list[SendOutcome] = []
+        for message in batch:
+            if message.id in existing:
+                outcomes.append(SendOutcome(existing[message.id], []))
+            else:
+                stored = StoredMessage(
+                    message.id, message.sender_id, message.recipient_id, message.band_id, message.ts
                 )
-                for c, seq in zip(copies, seqs, strict=True)
-            ],
-        )
+                outcomes.append(SendOutcome(stored, copies.pop(message.id, [])))
+        return outcomes
 
     @staticmethod
     async def _number_and_insert(
-        conn: asyncpg.Connection,
-        message_id: str,
-        sender_id: str,
-        band_id: str | None,
-        ts: int,
-        copies: Sequence[CopyToStore],
-    ) -> list[int]:
-        seq_rows = await conn.fetch(TAKE_NEXT_SEQS, [c.user_id for c in copies])
-        if len(seq_rows) != len(copies):
+        conn: asyncpg.Connection, messages: Sequence[NewMessage]
+    ) -> dict[str, list[StoredCopy]]:
+        if not messages:
+            return {}
+        pairs = sorted(
+            {
+                tuple(sorted((m.sender_id, m.recipient_id))): m.ts
+                for m in messages
+                if m.recipient_id is not None
+            }.items()
+        )
+        if pairs:
+            await conn.execute(
+                INSERT_DIRECT_CONVERSATIONS,
+                [p[0][0] for p in pairs],
+                [p[0][1] for p in pairs],
+                [p[1] for p in pairs],
+            )
+        wanted = Counter(c.user_id for m in messages for c in m.copies)
+        users = sorted(wanted)
+        rows = await conn.fetch(TAKE_SEQ_RANGES, users, [wanted[u] for u in users])
+        if len(rows) != len(users):
             raise MissingUser
-        seq_of = {str(r["user_id"]): r["last_seq"] for r in seq_rows}
-        seqs = [seq_of[c.user_id] for c in copies]
+        next_seq = {str(r["user_id"]): r["last_seq"] - wanted[str(r["user_id"])] for r in rows}
+        out: dict[str, list[StoredCopy]] = {}
+        for m in messages:
+            stored_copies = []
+            for c in m.copies:
+                next_seq[c.user_id] += 1
+                stored_copies.append(
+                    StoredCopy(
+                        user_id=c.user_id,
+                        seq=next_seq[c.user_id],
+                        message_id=m.id,
+                        sender_id=m.sender_id,
+                        band_id=m.band_id,
+                        conversation_id=m.band_id or c.peer,
+                        peer=c.peer,
+                        ciphertext=c.ciphertext,
+                        nonce=c.nonce,
+                        ts=m.ts,
+                    )
+                )
+            out[m.id] = stored_copies
+        flat = [c for copies in out.values() for c in copies]
         await conn.execute(
             INSERT_COPIES,
-            message_id,
-            sender_id,
-            band_id,
-            ts,
-            [c.user_id for c in copies],
-            seqs,
-            [c.peer for c in copies],
-            [c.ciphertext for c in copies],
-            [c.nonce for c in copies],
+            [c.user_id for c in flat],
+            [c.seq for c in flat],
+            [c.message_id for c in flat],
+            [c.sender_id for c in flat],
+            [c.band_id for c in flat],
+            [c.peer for c in flat],
+            [c.ciphertext for c in flat],
+            [c.nonce for c in flat],
+            [c.ts for c in flat],
         )
-        return seqs
+        return out
 
     async def copies_after(self, user_id: str, after_seq: int, limit: int) -> list[StoredCopy]:
         rows = await self._pool.fetch(SELECT_COPIES_AFTER, user_id, after_seq, limit)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,11 +40,13 @@ def replace_database(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def servers() -> Iterator[Servers]:
     database_url = os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
-    data = Path(tmp_path_factory.mktemp("servers"))
+    # Not under pytest's basetemp: pytest prunes old basetemps, and a second pytest session
+    # starting meanwhile would delete this session's live PostgreSQL data folder.
+    data = Path(tempfile.mkdtemp(prefix="hub-test-servers-"))
     if not database_url:
         postgres = EmbeddedPostgres(data / "postgres")
         started.append(postgres)
@@ -60,6 +64,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         asyncio.run(_drop_databases(database_url, template))
         for server in reversed(started):
             server.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 async def _create_template(admin_dsn: str, template: str) -> None:

@@ -1,0 +1,98 @@
+"""Group commit for sends: messages that arrive while a transaction is in flight are stored
+together in the next one, then delivered with one device-directory lookup.
+
+One transaction per message spends most of its time on round trips and WAL flushes; a batch
+pays them once. Every sender still gets its ack only after its own message is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from hub.fanout import Delivery, Fanout
+from hub.message_views import copy_payload
+from storage.messages import MessageStore, MissingUser, NewMessage, SendOutcome
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass(slots=True)
+class _Pending:
+    message: NewMessage
+    except_conn: str | None
+    done: asyncio.Future[SendOutcome]
+
+
+class SendQueue:
+    def __init__(self, store: MessageStore, fanout: Fanout, *, max_batch: int = MAX_BATCH) -> None:
+        self._store = store
+        self._fanout = fanout
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._draining = False
+        self._drain_tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, message: NewMessage, except_conn: str | None) -> SendOutcome:
+        """Resolves once the message is committed (or found to be a resend)."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(message, except_conn, loop.create_future())
+        self._queue.append(pending)
+        if not self._draining:
+            self._draining = True
+            task = loop.create_task(self._drain())
+            self._drain_tasks.add(task)
+            task.add_done_callback(self._drain_tasks.discard)
+        return await pending.done
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the sends of this loop turn join the first batch
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._commit_and_deliver(batch)
+        finally:
+            self._draining = False
+
+    async def _commit_and_deliver(self, batch: list[_Pending]) -> None:
+        outcomes: list[SendOutcome | BaseException]
+        try:
+            outcomes = list(await self._store.insert_batch([p.message for p in batch]))
+        except MissingUser:
+            outcomes = [await self._commit_alone(p.message) for p in batch]
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        deliveries: list[Delivery] = []
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.done.done():
+                pass  # the sender went away; the message is stored all the same
+            elif isinstance(outcome, BaseException):
+                pending.done.set_exception(outcome)
+            else:
+                pending.done.set_result(outcome)
+            if isinstance(outcome, SendOutcome):
+                sender = pending.message.sender_id
+                deliveries.extend(
+                    Delivery(
+                        copy.user_id,
+                        "message:new",
+                        copy_payload(copy),
+                        pending.except_conn if copy.user_id == sender else None,
+                    )
+                    for copy in outcome.copies
+                )
+        if deliveries:
+            try:
+                await self._fanout.deliver(deliveries)
+            except Exception:
+                log.exception("delivery of a committed batch failed; devices will sync")
+
+    async def _commit_alone(self, message: NewMessage) -> SendOutcome | BaseException:
+        try:
+            return (await self._store.insert_batch([message]))[0]
+        except Exception as exc:
+            return exc
