@@ -51,7 +51,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 
 async def serve(settings: Settings) -> None:
     app = build_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=2048)
     await site.start()

@@ -76,7 +76,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         json=OrjsonForSocketIO,
-        cors_allowed_origins=list(settings.cors_origins) or [],
+        cors_allowed_origins=list(settings.cors_origins) or None,  # None: same origin only
         max_http_buffer_size=settings.max_socket_payload_bytes,
         ping_interval=25,
         ping_timeout=20,
@@ -87,7 +87,25 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     for table in REST_TABLES:
         app.add_routes(table)
     app.cleanup_ctx.append(_hub_context(settings, clock, sio))
+    app.on_shutdown.append(_closing_transports(sio))
     return app
+
+
+def _closing_transports(sio: Any) -> Any:
+    """On shutdown, drop every client's transport without a Socket.IO disconnect packet:
+    the official client then reconnects by itself (to another node behind the balancer),
+    whereas a server-side disconnect would tell it to stay away."""
+
+    async def close_transports(app: web.Application) -> None:
+        sockets = list(sio.eio.sockets.values())
+        for socket in sockets:
+            with contextlib.suppress(Exception):
+                await socket.close(wait=False, abort=True)
+                socket.queue.put_nowait(None)  # wakes the websocket writer, which closes it
+        if sockets:
+            log.info("closed %d client transports for shutdown", len(sockets))
+
+    return close_transports
 
 
 def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:

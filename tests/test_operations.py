@@ -94,3 +94,23 @@ async def test_unknown_route_and_bad_json_get_json_errors(hub_node):
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "invalid_payload"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_sigterm_drops_transports_so_clients_reconnect_and_exits_quickly(hub_node):
+    api = Api(hub_node.url)
+    alice = await api.register("alice")
+    phone = Phone(alice)
+    reasons: asyncio.Queue[str] = asyncio.Queue()
+
+    @phone.client.on("disconnect")
+    async def on_disconnect(reason: str = "") -> None:
+        await reasons.put(reason)
+
+    await phone.connect(hub_node.url)
+    started = time.monotonic()
+    hub_node.process.send_signal(signal.SIGTERM)
+    reason = await asyncio.wait_for(reasons.get(), 10)
+    assert reason == phone.client.reason.TRANSPORT_ERROR, reason  # not a server disconnect
+    await asyncio.wait_for(hub_node.process.wait(), 10)
+    assert time.monotonic() - started < 10
+    assert hub_node.process.returncode == 0
