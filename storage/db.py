@@ -57,6 +57,12 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     return applied_now
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The hub never changes session state (no SET, LISTEN or held advisory locks outside
+    migrations), so the default reset query on every release is a wasted round trip.
+    asyncpg still rolls back any transaction left open before calling this."""
+
+
 async def open_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
     """A pool whose connections drop idle sessions quickly and never hang a request forever."""
     server_settings: dict[str, Any] = {
@@ -70,6 +76,7 @@ async def open_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
         command_timeout=15,
         timeout=10,
         server_settings=server_settings,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
