@@ -40,6 +40,8 @@ class SocketLifecycle:
         self._services = services
         self._connections = connections
         self._upstream_failures = upstream_failures()
+        # The loop keeps only weak references to tasks: hold each expiry until it finishes.
+        self._expiring: set[asyncio.Task[None]] = set()
 
     def attach(self) -> None:
         self._sio.on("connect", self.connect)
@@ -102,9 +104,12 @@ class SocketLifecycle:
             state.expiry_timer.cancel()
         delay = max(0.0, (state.token_expires_at_ms - self._services.clock()) / 1000)
         loop = asyncio.get_running_loop()
-        state.expiry_timer = loop.call_later(
-            delay, lambda: loop.create_task(self._expire(state.sid))
-        )
+        state.expiry_timer = loop.call_later(delay, self._start_expiry, state.sid)
+
+    def _start_expiry(self, sid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._expire(sid))
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, sid: str) -> None:
         state = self._connections.by_sid(sid)
