@@ -90,7 +90,8 @@ class PresenceService:
     async def heartbeat_once(self) -> None:
         """Refresh this node's connections, then sweep every node's expired ones."""
         now = self._clock()
-        await self._registry.refresh(list(self._local.values()), now_ms=now)
+        for user_id in await self._registry.refresh(list(self._local.values()), now_ms=now):
+            await self._fanout.announce_presence(PresenceChange(user_id, "online", None))
         for user_id, last_seen in await self._registry.sweep(now_ms=now):
             await self._went_offline(user_id, last_seen)
 

@@ -78,8 +78,11 @@ class RedisDeviceRegistry:
         )
         return bool(result)
 
-    async def refresh(self, conns: Sequence[LiveConnection], *, now_ms: int) -> None:
+    async def refresh(self, conns: Sequence[LiveConnection], *, now_ms: int) -> list[str]:
+        """Push back the expiry of these connections, registering any that Redis lost;
+        returns the users who were offline in Redis and are online again."""
         batch = 500
+        back: list[str] = []
         for start in range(0, len(conns), batch):
             args: list[str | int] = [
                 now_ms + self._ttl_ms,
@@ -88,7 +91,9 @@ class RedisDeviceRegistry:
             ]
             for conn in conns[start : start + batch]:
                 args += [conn.user_id, conn.member, conn.global_member]
-            await self._refresh(keys=[self._keys.device_expiries()], args=args)
+            users = await self._refresh(keys=[self._keys.device_expiries()], args=args)
+            back += [u.decode() if isinstance(u, bytes) else str(u) for u in users]
+        return back
 
     async def sweep(self, *, now_ms: int, limit: int = 1000) -> list[tuple[str, int]]:
         """Remove expired connections; (user, last_seen_ms) for each user now offline."""
