@@ -34,6 +34,9 @@ class ConnectionRegistry:
         self._sids_by_user: dict[str, set[str]] = defaultdict(set)
         self._watchers: dict[str, set[str]] = defaultdict(set)
         self.lifecycle: SocketLifecycle | None = None
+        # Bumped by every revocation applied here: a subscribe whose visibility check raced
+        # with one checks again before it starts watching.
+        self.revocations = 0
 
     def __len__(self) -> int:
         return len(self._by_sid)
@@ -101,6 +104,12 @@ class ConnectionRegistry:
                 watchers.discard(sid)
                 if not watchers:
                     del self._watchers[user_id]
+
+    def unwatch_for_user(self, viewer_id: str, user_ids: list[str]) -> None:
+        """Stop every connection of ``viewer_id`` held here from watching ``user_ids``."""
+        self.revocations += 1
+        for sid in list(self.sids_of_user(viewer_id)):
+            self.unwatch(sid, user_ids)
 
     def watchers_of(self, user_id: str) -> set[str]:
         return self._watchers.get(user_id, set())

@@ -12,7 +12,13 @@ events = EventTable()
 
 @events.on("presence:subscribe", PresenceUsers)
 async def subscribe(ctx: EventContext, body: PresenceUsers) -> Ack:
-    states = await ctx.services.presence.states_for(ctx.user_id, body.users)
+    for _attempt in range(3):
+        # A revocation (a band membership ended) applied while we checked must not be undone
+        # by the watch below: check again when one slipped in between.
+        seen = ctx.connections.revocations
+        states = await ctx.services.presence.states_for(ctx.user_id, body.users)
+        if ctx.connections.revocations == seen:
+            break
     if not ctx.connections.watch(ctx.sid, [s.user_id for s in states]):
         raise TooLarge(f"a connection may watch at most {MAX_WATCHED_USERS} users")
     return ok(presence=[s.as_payload() for s in states])

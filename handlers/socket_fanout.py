@@ -8,7 +8,7 @@ catches up with ``message:sync``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from handlers.connections import ConnectionRegistry
@@ -83,14 +83,34 @@ class SocketFanout:
         except Exception:
             log.warning("could not announce a presence change", exc_info=True)
 
+    async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
+        """Applied here at once (no Redis needed for this node's sockets), then on every node
+        when the frame comes back on the presence channel; applying it twice is harmless."""
+        frame = {viewer: sorted(users) for viewer, users in revoked.items() if users}
+        if not frame:
+            return
+        self._apply_revocation(frame)
+        try:
+            await self._bus.announce_presence({"revoke": frame})
+        except Exception:
+            log.warning("could not announce a presence revocation", exc_info=True)
+
+    def _apply_revocation(self, revoked: dict[str, list[str]]) -> None:
+        for viewer, users in revoked.items():
+            self._connections.unwatch_for_user(viewer, users)
+
     async def on_node_frames(self, frames: list[Any]) -> None:
         """Frames another node published for devices held here."""
         for user_id, event, payload, except_conn in frames:
             await self._emit_local(user_id, event, payload, except_conn)
 
     async def on_presence(self, changes: list[Any]) -> None:
-        """A presence change from any node: push it to the subscribers held here."""
+        """A presence change from any node: push it to the subscribers held here. A
+        ``{"revoke": {viewer: [users]}}`` frame ends subscriptions that lost their right."""
         for change in changes:
+            if "revoke" in change:
+                self._apply_revocation(change["revoke"])
+                continue
             watchers = self._connections.watchers_of(change["userId"])
             if watchers:
                 await self._sio.emit("presence", change, to=list(watchers))

@@ -18,30 +18,50 @@ import orjson
 import socketio
 from aiohttp import web
 
+from handlers import calls as call_events
 from handlers import connection, messages, presence_events, typing_events
+from handlers.backpressure import drop_slow_consumers
 from handlers.connection import SocketLifecycle
 from handlers.connections import ConnectionRegistry
 from handlers.events import EventDispatcher
 from handlers.socket_fanout import SocketFanout
 from hub.accounts import AccountService, LoginLimits
+from hub.bands import BandService, derive_calendar_key
+from hub.calls import CallService
 from hub.clock import Clock, wall_clock_ms
+from hub.gigs import GigService
+from hub.livekit import LiveKitInstances
 from hub.messaging import MessagingService
 from hub.metrics import HubMetrics
 from hub.passwords import PasswordHasher
+from hub.payment_gateways import PaymentGateways
+from hub.payments import PaymentService
 from hub.presence import PresenceService
 from hub.rate_limits import SharedLimiter, WindowLimit
+from hub.rooms import RoomAccess
 from hub.services import Services
 from hub.settings import Settings
 from hub.tokens import TokenService
 from hub.typing_indicators import TypingService
 from rest import auth, health, users
+from rest import bands as rest_bands
+from rest import calls as rest_calls
+from rest import gigs as rest_gigs
+from rest import livekit as rest_livekit
 from rest import messages as rest_messages
+from rest import openapi as rest_openapi
+from rest import payments as rest_payments
 from rest.http import error_middleware, security_headers
-from rest.keys import API_LIMIT, API_LIMITER, HEALTH_CHECK, SERVICES
-from storage.bands import MembershipStore
+from rest.keys import API_LIMIT, API_LIMITER, HEALTH_CHECK, OPENAPI_DOCUMENT, SERVICES
+from rest.spec import openapi_document
+from storage.bands import BandStore, MembershipStore
+from storage.calls import CallHistoryStore
 from storage.db import apply_migrations, open_pool
+from storage.gigs import GigStore
 from storage.messages import MessageStore
+from storage.payments import PaymentStore
 from storage.redis_bus import RedisNodeBus
+from storage.redis_calls import RedisCallStore
 from storage.redis_challenges import RedisChallengeStore
 from storage.redis_client import open_redis
 from storage.redis_keys import RedisKeys
@@ -51,8 +71,25 @@ from storage.users import BiometricKeyStore, RefreshTokenStore, UserStore
 
 log = logging.getLogger(__name__)
 
-SOCKET_TABLES = (connection.events, messages.events, presence_events.events, typing_events.events)
-REST_TABLES = (auth.routes, users.routes, rest_messages.routes, health.routes)
+SOCKET_TABLES = (
+    connection.events,
+    messages.events,
+    presence_events.events,
+    typing_events.events,
+    call_events.events,
+)
+REST_TABLES = (
+    auth.routes,
+    users.routes,
+    rest_messages.routes,
+    health.routes,
+    rest_bands.routes,
+    rest_gigs.routes,
+    rest_openapi.routes,
+    rest_livekit.routes,
+    rest_calls.routes,
+    rest_payments.routes,
+)
 
 
 class OrjsonForSocketIO:
@@ -86,7 +123,12 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     sio.attach(app)
     for table in REST_TABLES:
         app.add_routes(table)
-    app.cleanup_ctx.append(_hub_context(settings, clock, sio))
+    app[OPENAPI_DOCUMENT] = openapi_document(
+        REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
+    )
+    gateways = PaymentGateways(settings)
+    app.cleanup_ctx.append(gateways.context)
+    app.cleanup_ctx.append(_hub_context(settings, clock, sio, gateways))
     app.on_shutdown.append(_closing_transports(sio))
     return app
 
@@ -108,7 +150,7 @@ def _closing_transports(sio: Any) -> Any:
     return close_transports
 
 
-def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:
+def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways) -> Any:
     async def context(app: web.Application) -> AsyncIterator[None]:
         assert settings.database_url and settings.redis_url
         pool = await open_pool(
@@ -143,6 +185,35 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:
                 refresh_seconds=settings.refresh_token_seconds,
                 clock=clock,
             )
+            livekit = LiveKitInstances(
+                settings.livekit_instances, token_seconds=settings.livekit_token_seconds
+            )
+            calls = CallService(
+                calls=RedisCallStore(redis, keys),
+                history=CallHistoryStore(pool),
+                memberships=memberships,
+                users=users_store,
+                livekit=livekit,
+                fanout=fanout,
+                clock=clock,
+                ring_seconds=settings.call_ring_seconds,
+                max_seconds=settings.call_max_seconds,
+            )
+            rooms = RoomAccess(
+                livekit=livekit,
+                calls=calls,
+                memberships=memberships,
+                users=users_store,
+                clock=clock,
+            )
+            bands = BandService(
+                bands=BandStore(pool),
+                memberships=memberships,
+                fanout=fanout,
+                clock=clock,
+                calendar_key=derive_calendar_key(settings.jwt_secret),
+            )
+            gigs = GigService(gigs=GigStore(pool), bands=bands, fanout=fanout, clock=clock)
             services = Services(
                 settings=settings,
                 tokens=tokens,
@@ -196,6 +267,21 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:
                 ),
                 metrics=metrics,
                 clock=clock,
+                bands=bands,
+                gigs=gigs,
+                livekit=livekit,
+                calls=calls,
+                rooms=rooms,
+                payments=PaymentService(
+                    payments=PaymentStore(pool),
+                    stripe=gateways.stripe,
+                    braintree=gateways.braintree,
+                    fanout=fanout,
+                    clock=clock,
+                    gateway_timeout_seconds=settings.payment_gateway_timeout_seconds,
+                    idempotency_stale_seconds=settings.payment_idempotency_stale_seconds,
+                    idempotency_wait_seconds=settings.payment_idempotency_wait_seconds,
+                ),
             )
             dispatcher = EventDispatcher(services, connections)
             for table in SOCKET_TABLES:
@@ -213,14 +299,22 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any) -> Any:
 
             app[SERVICES] = services
             app[API_LIMITER] = limiter
-            app[API_LIMIT] = WindowLimit(
-                "api_ip", settings.api_requests_per_ip, settings.api_window_seconds
+            app[API_LIMIT] = (
+                WindowLimit("api", *settings.api_rate_limit) if settings.api_rate_limit else None
             )
             app[HEALTH_CHECK] = health_check
             background.append(
                 asyncio.create_task(bus.listen(fanout.on_node_frames, fanout.on_presence))
             )
             background.append(asyncio.create_task(services.presence.run_heartbeats()))
+            background.append(
+                asyncio.create_task(
+                    drop_slow_consumers(
+                        sio, max_queued=settings.max_queued_events, metrics=services.metrics
+                    )
+                )
+            )
+            background.append(asyncio.create_task(services.calls.run_sweeps()))
             await asyncio.wait_for(bus.connected.wait(), 10)
             if settings.gc_freeze:
                 gc.collect()

@@ -77,6 +77,40 @@ class UpstreamUnavailable(HubError):
     retryable = True
 
 
+class IdempotencyMismatch(HubError):
+    """The Idempotency-Key was first used with another request body."""
+
+    code = "idempotency_mismatch"
+    http_status = 422
+
+
+class IdempotencyInProgress(Conflict):
+    """A request with the same Idempotency-Key is still running: ask again shortly."""
+
+    retryable = True
+
+
+class PaymentFailed(HubError):
+    """The gateway answered and refused the payment (declined, invalid payment method)."""
+
+    code = "payment_failed"
+    http_status = 402
+
+
+class GatewayRefused(HubError):
+    """The gateway refused the hub's own request (bad credentials, invalid request)."""
+
+    code = "gateway_error"
+    http_status = 502
+
+
+class GatewayUnavailable(UpstreamUnavailable):
+    """A payment gateway did not answer or is not configured. Once a payment attempt was made,
+    its Idempotency-Key keeps this answer: a new attempt needs a new key."""
+
+    retryable = False
+
+
 def upstream_failures() -> tuple[type[BaseException], ...]:
     """Exceptions that mean PostgreSQL or Redis did not answer: nothing was stored, and the
     client should retry (answered as ``unavailable``, never as a false ack)."""

@@ -5,7 +5,7 @@ they are connected, and announce presence changes. The Socket.IO implementation 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -40,6 +40,10 @@ class Fanout(Protocol):
     async def announce_presence(self, change: PresenceChange) -> None:
         """Tell every node, so each can push it to the subscribers it holds."""
 
+    async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
+        """Tell every node that each viewer (key) may no longer see these users (value): the
+        viewer's connections, wherever they are, stop getting their presence changes."""
+
 
 @dataclass
 class MemoryFanout:
@@ -47,12 +51,16 @@ class MemoryFanout:
 
     delivered: list[Delivery] = field(default_factory=list)
     announced: list[PresenceChange] = field(default_factory=list)
+    revoked: list[dict[str, list[str]]] = field(default_factory=list)
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         self.delivered.extend(deliveries)
 
     async def announce_presence(self, change: PresenceChange) -> None:
         self.announced.append(change)
+
+    async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
+        self.revoked.append({viewer: sorted(users) for viewer, users in revoked.items()})
 
 
 class NodeDirectory(Protocol):

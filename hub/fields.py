@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -56,6 +56,11 @@ def base64_field(min_bytes: int, max_bytes: int) -> Any:
 UserId = Annotated[str, BeforeValidator(parse_uuid)]
 MessageId = Annotated[str, BeforeValidator(parse_uuid)]
 BandId = Annotated[str, BeforeValidator(parse_uuid)]
+CallId = Annotated[str, BeforeValidator(parse_uuid)]
+# The LiveKit deployments a call or room can use, and what a call carries.
+LiveKitInstanceName = Literal["main", "meet", "chat"]
+CallMedia = Literal["audio", "video"]
+MAX_ROOM_NAME = 128
 Ciphertext = Annotated[bytes, base64_field(MIN_CIPHERTEXT_BYTES, MAX_CIPHERTEXT_BYTES)]
 Nonce = Annotated[bytes, base64_field(NONCE_BYTES, NONCE_BYTES)]
 

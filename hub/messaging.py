@@ -50,6 +50,9 @@ class SyncPage:
     more: bool
 
 
+SYNC_PAGE_BYTES = 1024 * 1024
+
+
 class MessagingService:
     def __init__(
         self,
@@ -84,9 +87,8 @@ class MessagingService:
         """One envelope per other current member, exactly: nobody is silently left out."""
         members = await self._memberships.band_member_ids(band_id)
         if sender.user_id not in members:
-            if not members and not await self._memberships.band_exists(band_id):
-                raise NotFound("no such band")
-            raise Forbidden("only members may write to a band")
+            # As on every band route: a non-member cannot tell a band from a missing one.
+            raise NotFound("no such band")
         addressed = [e.to for e in envelopes]
         if len(set(addressed)) != len(addressed):
             raise InvalidPayload("one envelope per member: a member is addressed twice")
@@ -133,10 +135,21 @@ class MessagingService:
         return stored
 
     async def sync(self, user_id: str, after: int, limit: int | None) -> SyncPage:
-        """The user's messages with ``seq > after`` in order; ``more`` if the page was cut."""
+        """The user's messages with ``seq > after`` in order; ``more`` if the page was cut.
+
+        A page also stops at ``SYNC_PAGE_BYTES`` of ciphertext (always holding at least one
+        message), so a phone catching up on large messages never gets a 30 MB ack.
+        """
         page = min(limit or self._sync_page_limit, self._sync_page_limit)
         copies = await self._messages.copies_after(user_id, after, page + 1)
-        return SyncPage([copy_payload(c) for c in copies[:page]], len(copies) > page)
+        kept: list[dict[str, Any]] = []
+        size = 0
+        for copy in copies[:page]:
+            size += len(copy.ciphertext)
+            if kept and size > SYNC_PAGE_BYTES:
+                return SyncPage(kept, True)
+            kept.append(copy_payload(copy))
+        return SyncPage(kept, len(copies) > page)
 
     async def conversations(self, user_id: str, limit: int) -> list[ConversationSummary]:
         return await self._messages.conversations(user_id, limit)

@@ -24,9 +24,13 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Constant work whether or not the account exists (no user enumeration by timing)."""
         stored = password_hash.encode() if password_hash else self._decoy
+        raw = password.encode()
+        # No stored password is longer than bcrypt reads; a longer attempt still costs the
+        # same bcrypt (on its first 72 bytes) and then fails, instead of raising.
+        too_long = len(raw) > MAX_PASSWORD_BYTES
 
         def work() -> bool:
-            return bcrypt.checkpw(password.encode(), stored)
+            return bcrypt.checkpw(raw[:MAX_PASSWORD_BYTES], stored)
 
         ok = await asyncio.to_thread(work)
-        return ok and password_hash is not None
+        return ok and not too_long and password_hash is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from hub.clock import Clock
-from hub.errors import Forbidden, InvalidPayload
+from hub.errors import Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
 from storage.bands import MembershipStore
 
@@ -54,7 +54,7 @@ class TypingService:
         assert band is not None
         members = await self._memberships.band_member_ids(band)
         if user_id not in members:
-            raise Forbidden("only members may type in a band")
+            raise NotFound("no such band")  # to a non-member, as if the band did not exist
         if self._throttled(user_id, band, state):
             return False
         payload = {"from": user_id, "band": band, "state": state}

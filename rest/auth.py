@@ -17,11 +17,20 @@ from rest.bodies import (
 )
 from rest.http import client_ip, current_user, json_response, read_body
 from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import BiometricChallengeView, BiometricKeyView, SessionView
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("auth")
 
 
-@routes.post("/api/auth/register")
+@routes.post(
+    "/api/auth/register",
+    summary="Create an account; answers its first tokens",
+    body=Register,
+    answer=SessionView,
+    status=201,
+    auth=False,
+)
 async def register(request: web.Request) -> web.Response:
     body = await read_body(request, Register)
     session = await request.app[SERVICES].accounts.register(
@@ -30,7 +39,13 @@ async def register(request: web.Request) -> web.Response:
     return json_response(session.as_payload(), status=201)
 
 
-@routes.post("/api/auth/login")
+@routes.post(
+    "/api/auth/login",
+    summary="Log in with email and password",
+    body=Login,
+    answer=SessionView,
+    auth=False,
+)
 async def login(request: web.Request) -> web.Response:
     body = await read_body(request, Login)
     session = await request.app[SERVICES].accounts.login(
@@ -39,14 +54,26 @@ async def login(request: web.Request) -> web.Response:
     return json_response(session.as_payload())
 
 
-@routes.post("/api/auth/refresh")
+@routes.post(
+    "/api/auth/refresh",
+    summary="Spend a refresh token for new tokens (a replayed one revokes its login)",
+    body=Refresh,
+    answer=SessionView,
+    auth=False,
+)
 async def refresh(request: web.Request) -> web.Response:
     body = await read_body(request, Refresh)
     session = await request.app[SERVICES].accounts.refresh(body.refreshToken)
     return json_response(session.as_payload())
 
 
-@routes.post("/api/auth/logout")
+@routes.post(
+    "/api/auth/logout",
+    summary="Close this login (with its refresh token) or every login (without a body)",
+    body=Logout,
+    media_type=None,
+    status=204,
+)
 async def logout(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, Logout)
@@ -54,7 +81,13 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/auth/biometric/keys")
+@routes.post(
+    "/api/auth/biometric/keys",
+    summary="Register a device's Ed25519 verify key for biometric login",
+    body=RegisterBiometricKey,
+    answer=BiometricKeyView,
+    status=201,
+)
 async def add_biometric_key(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, RegisterBiometricKey)
@@ -64,7 +97,12 @@ async def add_biometric_key(request: web.Request) -> web.Response:
     return json_response({"keyId": key_id}, status=201)
 
 
-@routes.delete("/api/auth/biometric/keys/{key_id}")
+@routes.delete(
+    "/api/auth/biometric/keys/{key_id}",
+    summary="Remove a biometric key",
+    media_type=None,
+    status=204,
+)
 async def remove_biometric_key(request: web.Request) -> web.Response:
     user_id = current_user(request)
     try:
@@ -75,7 +113,13 @@ async def remove_biometric_key(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/auth/biometric/challenge")
+@routes.post(
+    "/api/auth/biometric/challenge",
+    summary="A one-time challenge for a biometric key to sign",
+    body=BiometricChallengeRequest,
+    answer=BiometricChallengeView,
+    auth=False,
+)
 async def biometric_challenge(request: web.Request) -> web.Response:
     body = await read_body(request, BiometricChallengeRequest)
     challenge = await request.app[SERVICES].accounts.biometric_challenge(body.keyId)
@@ -88,7 +132,13 @@ async def biometric_challenge(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/auth/biometric")
+@routes.post(
+    "/api/auth/biometric",
+    summary="Log in with a signed challenge",
+    body=BiometricLogin,
+    answer=SessionView,
+    auth=False,
+)
 async def biometric_login(request: web.Request) -> web.Response:
     body = await read_body(request, BiometricLogin)
     session = await request.app[SERVICES].accounts.biometric_login(

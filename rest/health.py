@@ -7,11 +7,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rest.http import json_response
 from rest.keys import HEALTH_CHECK, SERVICES
+from rest.spec import ApiRoutes
+from rest.views import HealthView
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("operations")
 
 
-@routes.get("/healthz")
+@routes.get(
+    "/healthz",
+    summary="200 while PostgreSQL and Redis answer, else 503",
+    answer=HealthView,
+    auth=False,
+)
 async def healthz(request: web.Request) -> web.Response:
     checks = await request.app[HEALTH_CHECK]()
     healthy = all(checks.values())
@@ -20,7 +27,7 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/metrics")
+@routes.get("/metrics", summary="Prometheus metrics", media_type="text/plain", auth=False)
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[SERVICES].metrics.registry
     return web.Response(

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import orjson
 import pydantic
 from aiohttp import web
+from pydantic_core import PydanticCustomError
 
 from hub.errors import (
     HubError,
@@ -21,6 +22,7 @@ from hub.errors import (
     UpstreamUnavailable,
     upstream_failures,
 )
+from hub.fields import parse_uuid
 from rest.keys import API_LIMIT, API_LIMITER, SERVICES
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ MAX_BODY_BYTES = 1024 * 1024
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
+# Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
+UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -50,6 +54,20 @@ def _describe(exc: pydantic.ValidationError) -> HubError:
     return InvalidPayload(f"{where}: {first['msg']}", details={"field": where})
 
 
+def _refuse_nul(value: Any) -> None:
+    """PostgreSQL text cannot hold U+0000: refuse it up front rather than fail at the INSERT."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidPayload("text must not contain U+0000")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_nul(item)
+
+
 async def read_body(request: web.Request, model: type[Model]) -> Model:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise TooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
@@ -60,6 +78,7 @@ async def read_body(request: web.Request, model: type[Model]) -> Model:
         raise InvalidPayload("the body must be JSON") from None
     if not isinstance(data, dict):
         raise InvalidPayload("the body must be a JSON object")
+    _refuse_nul(data)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -67,10 +86,20 @@ async def read_body(request: web.Request, model: type[Model]) -> Model:
 
 
 def read_query(request: web.Request, model: type[Model]) -> Model:
+    query = dict(request.query)
+    _refuse_nul(query)
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(query)
     except pydantic.ValidationError as exc:
         raise _describe(exc) from None
+
+
+def path_uuid(request: web.Request, name: str) -> str:
+    """A UUID from the route's path; a malformed one is the client's mistake (400)."""
+    try:
+        return parse_uuid(request.match_info[name])
+    except (ValueError, PydanticCustomError):
+        raise InvalidPayload(f"{name} must be a UUID", details={"field": name}) from None
 
 
 def current_user(request: web.Request) -> str:
@@ -86,6 +115,18 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def rate_subject(request: web.Request) -> str:
+    """Whom a request counts against: its user when it carries a valid access token (so
+    people behind one NAT do not share a budget), else its IP (a bad token counts there)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            return "user:" + request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+        except NotAuthenticated:
+            pass
+    return "ip:" + client_ip(request)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place HubErrors become JSON errors; anything unexpected is ``internal``."""
@@ -93,10 +134,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
     try:
-        if request.path not in UNLIMITED_PATHS:
-            await request.app[API_LIMITER].check(
-                request.app[API_LIMIT], client_ip(request), "requests"
-            )
+        limit = request.app[API_LIMIT]
+        if (
+            limit is not None
+            and request.path not in UNLIMITED_PATHS
+            and not request.path.startswith(UNLIMITED_PREFIXES)
+        ):
+            await request.app[API_LIMITER].check(limit, rate_subject(request), "requests")
         response = await handler(request)
     except RateLimited as exc:
         response = error_response(exc, {"Retry-After": str(exc.retry_after_seconds)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -11,6 +12,9 @@ from hub.services import Services
 
 SERVICES = web.AppKey("services", Services)
 API_LIMITER = web.AppKey("api_limiter", SharedLimiter)
-API_LIMIT = web.AppKey("api_limit", WindowLimit)
+# None when API_RATE_LIMIT=off.
+API_LIMIT: web.AppKey[WindowLimit | None] = web.AppKey("api_limit")
+# The OpenAPI document of every REST route, built once by build_app (rest/spec.py).
+OPENAPI_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document")
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 HEALTH_CHECK: web.AppKey[HealthCheck] = web.AppKey("health_check")

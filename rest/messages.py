@@ -14,8 +14,10 @@ from hub.messaging import Sender
 from rest.bodies import PageQuery, SendMessageBody
 from rest.http import current_user, json_response, read_body, read_query
 from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import ConversationPage, MessagePage, ReadMarkView, SentMessageView
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("messages")
 
 
 def _uuid_in_path(request: web.Request, name: str) -> str:
@@ -25,7 +27,12 @@ def _uuid_in_path(request: web.Request, name: str) -> str:
         raise InvalidPayload(f"{name} must be a UUID") from None
 
 
-@routes.get("/api/messages")
+@routes.get(
+    "/api/messages",
+    summary="Conversations, most recent first",
+    query=PageQuery,
+    answer=ConversationPage,
+)
 async def list_conversations(request: web.Request) -> web.Response:
     user_id = current_user(request)
     query = read_query(request, PageQuery)
@@ -42,7 +49,12 @@ async def list_conversations(request: web.Request) -> web.Response:
     return json_response({"items": items, "nextCursor": None})
 
 
-@routes.get("/api/messages/{conversation_id}")
+@routes.get(
+    "/api/messages/{conversation_id}",
+    summary="A conversation's messages, newest first",
+    query=PageQuery,
+    answer=MessagePage,
+)
 async def conversation_history(request: web.Request) -> web.Response:
     user_id = current_user(request)
     conversation_id = _uuid_in_path(request, "conversation_id")
@@ -53,7 +65,13 @@ async def conversation_history(request: web.Request) -> web.Response:
     return json_response({"items": items, "nextCursor": cursor})
 
 
-@routes.post("/api/messages")
+@routes.post(
+    "/api/messages",
+    summary="Send a direct message (idempotent on id)",
+    body=SendMessageBody,
+    answer=SentMessageView,
+    status=201,
+)
 async def send_message(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, SendMessageBody)
@@ -63,7 +81,11 @@ async def send_message(request: web.Request) -> web.Response:
     return json_response({"id": stored.id, "ts": stored.ts}, status=201)
 
 
-@routes.put("/api/messages/{message_id}/read")
+@routes.put(
+    "/api/messages/{message_id}/read",
+    summary="Mark a received message read",
+    answer=ReadMarkView,
+)
 async def mark_read(request: web.Request) -> web.Response:
     user_id = current_user(request)
     message_id = _uuid_in_path(request, "message_id")

@@ -12,8 +12,10 @@ from hub.fields import parse_uuid
 from rest.bodies import SetPublicKey, UpdateProfile
 from rest.http import current_user, json_response, read_body
 from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import ProfileView, PublicKeyView
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("users")
 
 
 def _user_id(request: web.Request) -> str:
@@ -31,14 +33,20 @@ def _profile(user: Profile, viewer_id: str) -> dict[str, Any]:
     return body
 
 
-@routes.get("/api/users/{user_id}")
+@routes.get(
+    "/api/users/{user_id}",
+    summary="A user's profile (the email only for yourself)",
+    answer=ProfileView,
+)
 async def get_user(request: web.Request) -> web.Response:
     viewer = current_user(request)
     user = await request.app[SERVICES].accounts.profile(_user_id(request))
     return json_response(_profile(user, viewer))
 
 
-@routes.put("/api/users/{user_id}")
+@routes.put(
+    "/api/users/{user_id}", summary="Change your profile", body=UpdateProfile, answer=ProfileView
+)
 async def update_user(request: web.Request) -> web.Response:
     viewer = current_user(request)
     body = await read_body(request, UpdateProfile)
@@ -48,7 +56,11 @@ async def update_user(request: web.Request) -> web.Response:
     return json_response(_profile(user, viewer))
 
 
-@routes.get("/api/users/{user_id}/public-key")
+@routes.get(
+    "/api/users/{user_id}/public-key",
+    summary="A user's E2EE public key (404 if none yet)",
+    answer=PublicKeyView,
+)
 async def get_public_key(request: web.Request) -> web.Response:
     current_user(request)
     user = await request.app[SERVICES].accounts.profile(_user_id(request))
@@ -61,7 +73,12 @@ async def get_public_key(request: web.Request) -> web.Response:
     )
 
 
-@routes.put("/api/users/{user_id}/public-key")
+@routes.put(
+    "/api/users/{user_id}/public-key",
+    summary="Set your E2EE public key; pushes keys:changed",
+    body=SetPublicKey,
+    answer=PublicKeyView,
+)
 async def set_public_key(request: web.Request) -> web.Response:
     viewer = current_user(request)
     body = await read_body(request, SetPublicKey)

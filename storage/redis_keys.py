@@ -36,3 +36,15 @@ class RedisKeys:
 
     def biometric_challenge(self, challenge_id: str) -> str:
         return f"{self.prefix}:biometric_challenge:{challenge_id}"
+
+    def call(self, call_id: str) -> str:
+        """HASH of one live call (see ``hub/call_rules.CallState.to_fields``), with a TTL."""
+        return f"{self.prefix}:call:{call_id}"
+
+    def call_deadlines(self) -> str:
+        """ZSET of every live call: member call id, score = when the sweep must look at it."""
+        return f"{self.prefix}:call_deadlines"
+
+    def user_call(self, user_id: str) -> str:
+        """The id of the answered call the user is in (for ``busy``), with a TTL."""
+        return f"{self.prefix}:user_call:{user_id}"

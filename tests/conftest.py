@@ -123,7 +123,7 @@ class TestEnv:
             "REDIS_PREFIX": self.redis_prefix,
             "JWT_SECRET": self.jwt_secret,
             "BCRYPT_ROUNDS": "4",
-            "API_REQUESTS_PER_IP": "100000",
+            "API_RATE_LIMIT": "off",
             "HUB_LOG_LEVEL": "WARNING",
         }
         env.update(extra)

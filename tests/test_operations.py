@@ -27,11 +27,17 @@ def processes_using(folder: Path) -> list[psutil.Process]:
 async def test_hub_without_urls_runs_embedded_servers_and_leaves_nothing_on_ctrl_c(tmp_path):
     data_dir = tmp_path / "var"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
+    }
     env.update({"HUB_PORT": str(port), "HUB_DATA_DIR": str(data_dir), "BCRYPT_ROUNDS": "4"})
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "run_hub.py"), env=env, cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        str(ROOT / "run_hub.py"),
+        env=env,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -42,7 +48,10 @@ async def test_hub_without_urls_runs_embedded_servers_and_leaves_nothing_on_ctrl
                 try:
                     async with http.get(f"{url}/healthz") as response:
                         if response.status == 200:
-                            assert (await response.json())["checks"] == {"postgres": True, "redis": True}
+                            assert (await response.json())["checks"] == {
+                                "postgres": True,
+                                "redis": True,
+                            }
                             break
                 except aiohttp.ClientError:
                     pass
@@ -88,9 +97,14 @@ async def test_unknown_route_and_bad_json_get_json_errors(hub_node):
     api = Api(hub_node.url)
     status, body = await api.request("GET", "/api/nothing-here")
     assert status == 404 and body["error"]["code"] == "not_found"
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{hub_node.url}/api/auth/login", data=b"{not json", headers={"Content-Type": "application/json"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{hub_node.url}/api/auth/login",
+            data=b"{not json",
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "invalid_payload"
         assert response.headers["X-Content-Type-Options"] == "nosniff"

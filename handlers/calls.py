@@ -1,0 +1,57 @@
+"""``call:invite``, ``call:accept``, ``call:decline``, ``call:cancel``, ``call:hangup``."""
+
+from __future__ import annotations
+
+from handlers.call_payloads import CallAction, InviteCall
+from handlers.events import Ack, EventContext, EventTable, ok
+from hub.calls import CallParty
+
+events = EventTable()
+
+
+def _party(ctx: EventContext) -> CallParty:
+    return CallParty(ctx.user_id, ctx.conn_id)
+
+
+@events.on("call:invite", InviteCall)
+async def invite(ctx: EventContext, body: InviteCall) -> Ack:
+    invitation = await ctx.services.calls.invite(
+        _party(ctx), to=body.to, band=body.band, instance=body.instance, media=body.media
+    )
+    call = invitation.call
+    grant = invitation.grant
+    return ok(
+        call={
+            "id": call.id,
+            "room": call.room,
+            "instance": call.instance,
+            "url": invitation.url,
+            "token": grant.token if grant else None,
+            "expiresAt": call.ring_deadline,
+            "status": "busy" if invitation.busy else "ringing",
+        }
+    )
+
+
+@events.on("call:accept", CallAction)
+async def accept(ctx: EventContext, body: CallAction) -> Ack:
+    grant = await ctx.services.calls.accept(_party(ctx), body.call)
+    return ok(url=grant.url, room=grant.room, token=grant.token)
+
+
+@events.on("call:decline", CallAction)
+async def decline(ctx: EventContext, body: CallAction) -> Ack:
+    await ctx.services.calls.decline(_party(ctx), body.call)
+    return ok()
+
+
+@events.on("call:cancel", CallAction)
+async def cancel(ctx: EventContext, body: CallAction) -> Ack:
+    await ctx.services.calls.cancel(_party(ctx), body.call)
+    return ok()
+
+
+@events.on("call:hangup", CallAction)
+async def hangup(ctx: EventContext, body: CallAction) -> Ack:
+    await ctx.services.calls.hangup(_party(ctx), body.call)
+    return ok()

@@ -1,0 +1,59 @@
+"""Opaque list cursors: the position after the last item of a page, as a short string.
+
+Clients must treat a cursor as opaque (it is base64url of a small JSON array) so the order a
+list is kept in can change without breaking them; a cursor that does not decode is the
+client's mistake (``invalid_payload``), never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import orjson
+
+from hub.errors import InvalidPayload
+
+Item = TypeVar("Item")
+MAX_CURSOR_CHARS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Item]):
+    items: list[Item]
+    next_cursor: str | None
+
+
+def encode_cursor(parts: Sequence[str]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str]:
+    """The ``arity`` strings a cursor holds, or ``invalid_payload``."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        parts = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise InvalidPayload(
+            "cursor: not a cursor of this list", details={"field": "cursor"}
+        ) from None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != arity
+        or not all(isinstance(p, str) for p in parts)
+    ):
+        raise InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
+    return parts
+
+
+def page_of(rows: list[Item], limit: int, position: Callable[[Item], Sequence[str]]) -> Page[Item]:
+    """Cut ``limit + 1`` fetched rows to a page; the cursor points after its last item."""
+    if len(rows) <= limit:
+        return Page(rows, None)
+    items = rows[:limit]
+    return Page(items, encode_cursor(position(items[-1])))

@@ -1,0 +1,176 @@
+"""``/api/bands``: bands, their members, and the band's calendar feed.
+
+Someone who is not a member gets 404 for a band, as if it did not exist; a member without
+the role for an action gets 403 (rules in ``hub/bands.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub.bands import BandRecord, band_payload, may_manage
+from hub.services import Services
+from rest.bodies import AddMember, BandListQuery, CalendarQuery, ChangeRole, CreateBand, UpdateBand
+from rest.http import current_user, json_response, path_uuid, read_body, read_query
+from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import BandPage, BandView
+
+routes = ApiRoutes("bands")
+
+BAND = "/api/bands/{band_id}"
+MEMBER = "/api/bands/{band_id}/members/{user_id}"
+
+
+def calendar_url(request: web.Request, services: Services, record: BandRecord) -> str:
+    base = services.settings.public_url or f"{request.scheme}://{request.host}"
+    token = services.bands.calendar_token(record)
+    return f"{base}/api/bands/{record.band.id}/calendar.ics?token={token}"
+
+
+def band_answer(request: web.Request, record: BandRecord, viewer_id: str) -> dict[str, Any]:
+    """The band; with its ``calendarUrl`` when the viewer is its owner or an admin."""
+    body = band_payload(record)
+    if may_manage(record.role_of(viewer_id)):
+        body["calendarUrl"] = calendar_url(request, request.app[SERVICES], record)
+    return body
+
+
+@routes.get(
+    "/api/bands", summary="The caller's bands, by name", query=BandListQuery, answer=BandPage
+)
+async def list_bands(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    query = read_query(request, BandListQuery)
+    page = await request.app[SERVICES].bands.bands_of(user_id, query.limit, query.cursor)
+    items = [band_answer(request, record, user_id) for record in page.items]
+    return json_response({"items": items, "nextCursor": page.next_cursor})
+
+
+@routes.post(
+    "/api/bands",
+    summary="Create a band; the caller becomes its owner",
+    body=CreateBand,
+    answer=BandView,
+    status=201,
+)
+async def create_band(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    body = await read_body(request, CreateBand)
+    record = await request.app[SERVICES].bands.create(user_id, body.name, body.genre)
+    return json_response(band_answer(request, record, user_id), status=201)
+
+
+@routes.get(BAND, summary="One band (members only)", answer=BandView)
+async def get_band(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    record, _ = await request.app[SERVICES].bands.access_band(
+        user_id, path_uuid(request, "band_id")
+    )
+    return json_response(band_answer(request, record, user_id))
+
+
+@routes.put(
+    BAND, summary="Change the band's name or genre (owner, admin)", body=UpdateBand, answer=BandView
+)
+async def update_band(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    band_id = path_uuid(request, "band_id")
+    body = await read_body(request, UpdateBand)
+    edits = {name: getattr(body, name) for name in body.model_fields_set}
+    record = await request.app[SERVICES].bands.update(user_id, band_id, edits)
+    return json_response(band_answer(request, record, user_id))
+
+
+@routes.delete(
+    BAND, summary="Delete the band with its gigs and messages (owner)", media_type=None, status=204
+)
+async def delete_band(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    await request.app[SERVICES].bands.delete(user_id, path_uuid(request, "band_id"))
+    return web.Response(status=204)
+
+
+@routes.post(
+    f"{BAND}/members",
+    summary="Add a member as admin or member (owner, admin)",
+    body=AddMember,
+    answer=BandView,
+    status=201,
+)
+async def add_member(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    band_id = path_uuid(request, "band_id")
+    body = await read_body(request, AddMember)
+    record = await request.app[SERVICES].bands.add_member(user_id, band_id, body.userId, body.role)
+    return json_response(band_answer(request, record, user_id), status=201)
+
+
+@routes.put(
+    MEMBER,
+    summary="Change a member's role; role owner hands ownership over",
+    description="Owner and admins change roles between admin and member. Only the "
+    "owner may make someone owner; they become an admin. The owner's own role changes "
+    "only that way (409 otherwise).",
+    body=ChangeRole,
+    answer=BandView,
+)
+async def change_role(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    band_id, member_id = path_uuid(request, "band_id"), path_uuid(request, "user_id")
+    body = await read_body(request, ChangeRole)
+    record = await request.app[SERVICES].bands.change_role(user_id, band_id, member_id, body.role)
+    return json_response(band_answer(request, record, user_id))
+
+
+@routes.delete(
+    MEMBER,
+    summary="Remove a member, or leave the band (your own id)",
+    description="Owner and admins remove members; anyone may leave but the owner "
+    "(409: hand ownership over first).",
+    media_type=None,
+    status=204,
+)
+async def remove_member(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    band_id, member_id = path_uuid(request, "band_id"), path_uuid(request, "user_id")
+    await request.app[SERVICES].bands.remove_member(user_id, band_id, member_id)
+    return web.Response(status=204)
+
+
+@routes.post(
+    f"{BAND}/calendar-token",
+    summary="New calendar URL; the old one stops working (owner, admin)",
+    answer=BandView,
+)
+async def rotate_calendar_token(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    band_id = path_uuid(request, "band_id")
+    record = await request.app[SERVICES].bands.rotate_calendar_token(user_id, band_id)
+    return json_response(band_answer(request, record, user_id))
+
+
+@routes.get(
+    f"{BAND}/calendar.ics",
+    summary="The band's gigs as an iCalendar feed",
+    description="Authorised by the secret token of the band's calendarUrl, not by a "
+    "Bearer token, so phone calendars can subscribe. A wrong or rotated token is 404.",
+    query=CalendarQuery,
+    media_type="text/calendar",
+    auth=False,
+)
+async def calendar_feed(request: web.Request) -> web.Response:
+    band_id = path_uuid(request, "band_id")
+    query = read_query(request, CalendarQuery)
+    feed = await request.app[SERVICES].gigs.calendar(band_id, query.token)
+    return web.Response(
+        body=feed,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "private, max-age=300",
+            "Content-Disposition": 'inline; filename="gigs.ics"',
+        },
+    )

@@ -1,0 +1,104 @@
+"""``/api/gigs``: the gigs of the caller's bands. Any member reads them; the owner and
+admins create and change them, and move their status (``hub/gigs.py``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.gigs import GigDetails, GigFilter, gig_payload
+from rest.bodies import CreateGig, GigListQuery, SetGigStatus, UpdateGig
+from rest.http import current_user, json_response, path_uuid, read_body, read_query
+from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import GigPage, GigView
+
+routes = ApiRoutes("gigs")
+
+GIG = "/api/gigs/{gig_id}"
+# The body's camelCase fields and the names they have in GigDetails.
+DETAIL_NAMES = {
+    "venueName": "venue_name",
+    "date": "date",
+    "startTime": "start_time",
+    "endTime": "end_time",
+    "feeAmount": "fee_amount",
+    "currency": "currency",
+    "locationAddress": "location_address",
+    "notes": "notes",
+}
+
+
+@routes.get(
+    "/api/gigs", summary="Gigs of the caller's bands, by date", query=GigListQuery, answer=GigPage
+)
+async def list_gigs(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    query = read_query(request, GigListQuery)
+    where = GigFilter(query.bandId, query.date_from, query.to, query.status)
+    page = await request.app[SERVICES].gigs.gigs_of(user_id, where, query.limit, query.cursor)
+    return json_response(
+        {"items": [gig_payload(g) for g in page.items], "nextCursor": page.next_cursor}
+    )
+
+
+@routes.post(
+    "/api/gigs",
+    summary="Add a gig to a band (owner, admin); it starts as inquiry",
+    body=CreateGig,
+    answer=GigView,
+    status=201,
+)
+async def create_gig(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    body = await read_body(request, CreateGig)
+    details = GigDetails(
+        venue_name=body.venueName,
+        date=body.date,
+        start_time=body.startTime,
+        end_time=body.endTime,
+        fee_amount=body.feeAmount,
+        currency=body.currency,
+        location_address=body.locationAddress,
+        notes=body.notes,
+    )
+    gig = await request.app[SERVICES].gigs.create(user_id, body.bandId, details)
+    return json_response(gig_payload(gig), status=201)
+
+
+@routes.get(GIG, summary="One gig (members of its band)", answer=GigView)
+async def get_gig(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    gig, _, _ = await request.app[SERVICES].gigs.access_gig(user_id, path_uuid(request, "gig_id"))
+    return json_response(gig_payload(gig))
+
+
+@routes.put(
+    GIG,
+    summary="Change a gig's details (owner, admin); only the fields sent",
+    body=UpdateGig,
+    answer=GigView,
+)
+async def update_gig(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    gig_id = path_uuid(request, "gig_id")
+    body = await read_body(request, UpdateGig)
+    edits = {DETAIL_NAMES[name]: getattr(body, name) for name in body.model_fields_set}
+    gig = await request.app[SERVICES].gigs.update(user_id, gig_id, edits)
+    return json_response(gig_payload(gig))
+
+
+@routes.put(
+    f"{GIG}/status",
+    summary="Move a gig's status (owner, admin)",
+    description="inquiry → confirmed → played → paid, and cancelled before played. "
+    "Another move is 409 with the allowed ones in error.details.allowed; setting the "
+    "status the gig already has changes nothing.",
+    body=SetGigStatus,
+    answer=GigView,
+)
+async def set_gig_status(request: web.Request) -> web.Response:
+    user_id = current_user(request)
+    gig_id = path_uuid(request, "gig_id")
+    body = await read_body(request, SetGigStatus)
+    gig = await request.app[SERVICES].gigs.set_status(user_id, gig_id, body.status)
+    return json_response(gig_payload(gig))
