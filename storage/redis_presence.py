@@ -62,6 +62,8 @@ class RedisDeviceRegistry:
                 max_devices,
                 conn.global_member,
                 self._ttl_ms + KEY_TTL_MARGIN_MS,
+                conn.device_id,
+                conn.user_id,
             ],
         )
         return int(result)
