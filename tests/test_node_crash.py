@@ -10,6 +10,12 @@ import uuid
 import aiohttp
 
 from loadtest.protocol import ConnectRefused, RawSocket
+from tests.calls_support import (
+    call_nodes,  # noqa: F401  (fixture)
+    fake_livekit,  # noqa: F401  (fixture)
+    no_event,
+    seed_conversation,
+)
 from tests.support import Api, Phone, seal
 
 
@@ -115,3 +121,27 @@ async def test_reconnect_storm_after_a_node_dies_gets_every_device_an_answer(two
         assert elapsed < 30
         await asyncio.gather(*(s.close() for s in storm), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+
+
+async def test_a_call_ringing_when_its_node_dies_is_still_missed_exactly_once(
+    call_nodes,  # noqa: F811
+    test_env,
+):
+    node_a, node_b = await call_nodes(ring_seconds=3)
+    api = Api(node_b.url)
+    alice, bob = await api.register_many("alice", "bob")
+    await seed_conversation(test_env.database_url, alice, bob)
+    caller = await Phone(alice).connect(node_a.url)
+    bob_phone = await Phone(bob).connect(node_b.url)
+    try:
+        ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "audio"})
+        call_id = ack["call"]["id"]
+        await bob_phone.next("call:incoming")
+        await node_a.kill()  # the node that took the invite is gone
+        assert await bob_phone.next("call:missed", timeout=15) == {"call": call_id}
+        await no_event(bob_phone, "call:missed", 3)
+        status, history = await api.request("GET", "/api/calls", token=bob.access_token)
+        assert status == 200 and [i["outcome"] for i in history["items"]] == ["missed"]
+    finally:
+        await caller.close()
+        await bob_phone.close()
