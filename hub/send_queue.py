@@ -3,13 +3,18 @@ together in the next one, then delivered with one device-directory lookup.
 
 One transaction per message spends most of its time on round trips and WAL flushes; a batch
 pays them once. Every sender still gets its ack only after its own message is committed.
+Fan-out runs beside the commits, not between them: while one batch is being delivered the
+next one is already being written, and deliveries still leave in commit order (so each
+user's ``seq`` arrives in order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from hub.fanout import Delivery, Fanout
 from hub.message_views import copy_payload
@@ -17,7 +22,8 @@ from storage.messages import MessageStore, MissingUser, NewMessage, SendOutcome
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
+MAX_BATCH = 1024
+MAX_UNDELIVERED_BATCHES = 64  # past this, commits wait for fan-out to catch up
 
 
 @dataclass(slots=True)
@@ -34,7 +40,8 @@ class SendQueue:
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._draining = False
-        self._drain_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[list[Delivery]] | None = None
 
     async def submit(self, message: NewMessage, except_conn: str | None) -> SendOutcome:
         """Resolves once the message is committed (or found to be a resend)."""
@@ -43,10 +50,13 @@ class SendQueue:
         self._queue.append(pending)
         if not self._draining:
             self._draining = True
-            task = loop.create_task(self._drain())
-            self._drain_tasks.add(task)
-            task.add_done_callback(self._drain_tasks.discard)
+            self._spawn(self._drain())
         return await pending.done
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _drain(self) -> None:
         try:
@@ -54,11 +64,14 @@ class SendQueue:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                await self._commit_and_deliver(batch)
+                deliveries = await self._commit(batch)
+                if deliveries:
+                    await self._hand_to_fanout(deliveries)
         finally:
             self._draining = False
 
-    async def _commit_and_deliver(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending]) -> list[Delivery]:
+        """Store the batch, answer every sender, and return what is to be delivered."""
         outcomes: list[SendOutcome | BaseException]
         try:
             outcomes = list(await self._store.insert_batch([p.message for p in batch]))
@@ -85,7 +98,21 @@ class SendQueue:
                     )
                     for copy in outcome.copies
                 )
-        if deliveries:
+        return deliveries
+
+    async def _hand_to_fanout(self, deliveries: list[Delivery]) -> None:
+        if self._outbox is None:
+            self._outbox = asyncio.Queue(MAX_UNDELIVERED_BATCHES)
+            self._spawn(self._deliver_forever(self._outbox))
+        await self._outbox.put(deliveries)
+
+    async def _deliver_forever(self, outbox: asyncio.Queue[list[Delivery]]) -> None:
+        """One deliverer, so batches leave in commit order; batches that queued up while it
+        was busy go out together, with one directory lookup."""
+        while True:
+            deliveries = await outbox.get()
+            while not outbox.empty():
+                deliveries += outbox.get_nowait()
             try:
                 await self._fanout.deliver(deliveries)
             except Exception:
