@@ -20,7 +20,6 @@ from socketio.exceptions import ConnectionRefusedError as RefuseConnection
 from handlers.connections import ConnectionRegistry, ConnectionState
 from handlers.events import Ack, EventContext, EventTable, ok
 from handlers.payloads import Handshake, RefreshSession
-from handlers.socket_fanout import user_room
 from hub.errors import Forbidden, HubError, NotAuthenticated, upstream_failures
 from hub.rate_limits import TokenBucket
 from hub.services import Services
@@ -82,9 +81,9 @@ class SocketLifecycle:
                 settings.socket_events_per_second, settings.socket_event_burst, time.monotonic()
             ),
             token_expires_at_ms=claims.expires_at_ms,
+            eio_sid=self._sio.manager.eio_sid_from_sid(sid, "/") or "",
         )
         self._connections.add(state)
-        await self._sio.enter_room(sid, user_room(claims.user_id))
         self.arm_expiry(state)
         metrics.connects.labels(outcome="ok").inc()
         metrics.connections.inc()

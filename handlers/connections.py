@@ -23,6 +23,7 @@ class ConnectionState:
     conn_id: str
     bucket: TokenBucket
     token_expires_at_ms: int
+    eio_sid: str = ""
     expiry_timer: asyncio.TimerHandle | None = None
     watching: set[str] = field(default_factory=set)
 

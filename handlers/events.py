@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
+from socketio import packet
 
 from hub.errors import (
     HubError,
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
 Body = TypeVar("Body", bound=pydantic.BaseModel)
+
+# What a client event that is not ``["name", ...args]`` becomes (see ``ClientPacket``); the
+# NUL keeps it apart from any name a client could mean.
+MALFORMED_EVENT = "\x00malformed"
+# Names python-socketio would hand to the connect and disconnect handlers.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", MALFORMED_EVENT})
+RATE_LIMITED = "too many events on this connection"
 
 
 def ok(**fields: Any) -> Ack:
@@ -89,6 +97,40 @@ def _too_large(exc: pydantic.ValidationError) -> bool:
     return any(e["type"] in ("string_too_long", "too_long", "bytes_too_long") for e in exc.errors())
 
 
+def _malformed_reason(data: Any) -> str | None:
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        return 'an event is ["name", payload]'
+    if data[0] in RESERVED_EVENTS:
+        return f"{data[0][:64]!r} is not an event a client may send"
+    return None
+
+
+class ClientPacket(packet.Packet):  # type: ignore[misc]
+    """Socket.IO packets as the hub reads them. A client event that is not
+    ``["name", ...args]`` in JSON (broken or nested over orjson's 1,024 levels, no name, a
+    reserved name such as ``disconnect``) still carries its ack id: it becomes
+    ``[MALFORMED_EVENT, reason]``, which the dispatcher answers ``invalid_payload``, instead
+    of being dropped unanswered (or unregistering the connection, for ``disconnect``)."""
+
+    packet_type: int
+    data: Any
+
+    def decode(self, encoded_packet: str | bytes) -> int:
+        try:
+            attachments: int = super().decode(encoded_packet) or 0
+        except ValueError:
+            if self.packet_type not in (packet.EVENT, packet.BINARY_EVENT):
+                raise
+            self.packet_type = packet.EVENT
+            self.data = [MALFORMED_EVENT, "the packet is not JSON, or nested too deeply"]
+            return 0
+        if self.packet_type in (packet.EVENT, packet.BINARY_EVENT):
+            reason = _malformed_reason(self.data)
+            if reason is not None:
+                self.data = [MALFORMED_EVENT, reason]
+        return attachments
+
+
 class EventDispatcher:
     """Attaches tables to a python-socketio server with one wrapper for all events."""
 
@@ -111,11 +153,25 @@ class EventDispatcher:
     def attach(self, sio: Any) -> None:
         for name, spec in self._specs.items():
             sio.on(name, self._wrapper(spec))
+        sio.on(MALFORMED_EVENT, self._malformed)
         sio.on("*", self._unknown)
 
+    def _over_budget(self, sid: str) -> bool:
+        """Every event counts against the connection's budget, known or not."""
+        state = self._connections.by_sid(sid)
+        return state is not None and not state.bucket.take(time.monotonic())
+
     async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
+        if self._over_budget(sid):
+            return error_ack(RateLimited(RATE_LIMITED, retry_after_seconds=1))
         self._services.metrics.errors.labels(event="unknown", code="not_found").inc()
         return error_ack(NotFound(f"unknown event {event[:64]!r}"))
+
+    async def _malformed(self, sid: str, reason: Any = None, *args: Any) -> Ack:
+        if self._over_budget(sid):
+            return error_ack(RateLimited(RATE_LIMITED, retry_after_seconds=1))
+        self._services.metrics.errors.labels(event="malformed", code="invalid_payload").inc()
+        return error_ack(InvalidPayload(str(reason)[:200]))
 
     def _wrapper(self, spec: EventSpec) -> Callable[..., Awaitable[Ack]]:
         metrics = self._services.metrics
@@ -139,7 +195,7 @@ class EventDispatcher:
             return error_ack(HubError("connection is not registered"))
         try:
             if not state.bucket.take(time.monotonic()):
-                raise RateLimited("too many events on this connection", retry_after_seconds=1)
+                raise RateLimited(RATE_LIMITED, retry_after_seconds=1)
             if len(args) > 1:
                 raise InvalidPayload("send one object as the payload")
             raw = args[0] if args else {}
