@@ -23,7 +23,7 @@ from handlers import connection, messages, presence_events, typing_events
 from handlers.backpressure import drop_slow_consumers
 from handlers.connection import SocketLifecycle
 from handlers.connections import ConnectionRegistry
-from handlers.events import EventDispatcher
+from handlers.events import ClientPacket, EventDispatcher
 from handlers.socket_fanout import SocketFanout
 from hub.accounts import AccountService, LoginLimits
 from hub.bands import BandService, derive_calendar_key
@@ -113,6 +113,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         json=OrjsonForSocketIO,
+        serializer=ClientPacket,
         cors_allowed_origins=list(settings.cors_origins) or None,  # None: same origin only
         max_http_buffer_size=settings.max_socket_payload_bytes,
         ping_interval=25,
@@ -319,6 +320,8 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
             if settings.gc_freeze:
                 gc.collect()
                 gc.freeze()
+            _, middle, oldest = gc.get_threshold()
+            gc.set_threshold(settings.gc_young_threshold, middle, oldest)
             yield
         finally:
             if services is not None:

@@ -260,6 +260,7 @@ class Settings:
     db_pool_max: int = 20
     redis_max_connections: int = 200
     gc_freeze: bool = True
+    gc_young_threshold: int = 20_000
     log_level: str = "INFO"
     cors_origins: tuple[str, ...] = ()
 
@@ -317,6 +318,7 @@ class Settings:
             db_pool_max=_int(env, "DB_POOL_MAX", 20, minimum=1),
             redis_max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 200, minimum=2),
             gc_freeze=_str(env, "HUB_GC_FREEZE", "1") not in ("0", "false", "no"),
+            gc_young_threshold=_int(env, "HUB_GC_YOUNG_THRESHOLD", 20_000, minimum=100),
             log_level=_str(env, "HUB_LOG_LEVEL", "INFO").upper(),
             cors_origins=cors,
         )
