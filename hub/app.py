@@ -25,6 +25,7 @@ from handlers.connection import SocketLifecycle
 from handlers.connections import ConnectionRegistry
 from handlers.events import ClientPacket, EventDispatcher
 from handlers.socket_fanout import SocketFanout
+from handlers.websocket import use_uncompressed_websockets
 from hub.accounts import AccountService, LoginLimits
 from hub.bands import BandService, derive_calendar_key
 from hub.calls import CallService
@@ -121,6 +122,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
         logger=False,
         engineio_logger=False,
     )
+    use_uncompressed_websockets(sio)
     sio.attach(app)
     for table in REST_TABLES:
         app.add_routes(table)
