@@ -73,9 +73,13 @@ def parse_history_cursor(cursor: str | None) -> tuple[int, str]:
         return FIRST_PAGE
     started_at, _, call_id = cursor.partition(".")
     try:
-        return int(started_at), str(uuid.UUID(call_id))
+        position = int(started_at), str(uuid.UUID(call_id))
     except ValueError:
-        raise InvalidPayload("cursor: pass back a nextCursor from this route") from None
+        position = None
+    # Beyond a bigint it was never ours, and PostgreSQL would refuse it as a parameter.
+    if position is None or not 0 <= position[0] <= FIRST_PAGE[0]:
+        raise InvalidPayload("cursor: pass back a nextCursor from this route")
+    return position
 
 
 class CallService:
@@ -208,9 +212,8 @@ class CallService:
         assert band is not None
         members = await self._memberships.band_member_ids(band)
         if caller not in members:
-            if not members and not await self._memberships.band_exists(band):
-                raise NotFound("no such band")
-            raise Forbidden("only members may call a band")
+            # As on every band route: a non-member cannot tell a band from a missing one.
+            raise NotFound("no such band")
         others = sorted(members - {caller})
         if not others:
             raise Conflict("nobody else is in this band")

@@ -74,9 +74,8 @@ class RoomAccess:
         if band is not None:
             members = await self._memberships.band_member_ids(band)
             if user_id not in members:
-                if not members and not await self._memberships.band_exists(band):
-                    raise NotFound("no such band")
-                raise Forbidden("only the band's members may open its room")
+                # As on every band route: a non-member cannot tell a band from a missing one.
+                raise NotFound("no such band")
             room, limit, metadata = band_room(band), len(members), {"band": band}
         else:
             room, limit = personal_room(user_id), PERSONAL_ROOM_MAX_PARTICIPANTS

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from hub.call_rules import Outcome
+from hub.fields import CallMedia, LiveKitInstanceName
 from rest.bodies import Query
 from rest.http import current_user, json_response, read_query
 from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import View
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("calls")
 
 
 class CallHistoryQuery(Query):
@@ -19,7 +23,38 @@ class CallHistoryQuery(Query):
     cursor: str | None = Field(default=None, max_length=80)
 
 
-@routes.get("/api/calls")
+# Answers, as the OpenAPI document and the tests see them.
+
+
+class CallHistoryItem(View):
+    """One finished call: ``to`` for a call between two people, ``band`` for a band's."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    from_: str = Field(alias="from", description="the caller")
+    to: str | None = None
+    band: str | None = None
+    instance: LiveKitInstanceName
+    media: CallMedia
+    startedAt: int = Field(description="ms since the epoch")
+    answeredAt: int | None
+    endedAt: int
+    outcome: Outcome
+    duration: int = Field(description="ms from answer to end; 0 for a call never answered")
+
+
+class CallHistoryPage(View):
+    items: list[CallHistoryItem]
+    nextCursor: str | None = Field(description="pass as cursor for older calls")
+
+
+@routes.get(
+    "/api/calls",
+    summary="The caller's finished calls, newest first",
+    query=CallHistoryQuery,
+    answer=CallHistoryPage,
+)
 async def call_history(request: web.Request) -> web.Response:
     user_id = current_user(request)
     query = read_query(request, CallHistoryQuery)

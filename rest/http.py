@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
 import pydantic
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic_core import PydanticCustomError
 
 from hub.errors import (
@@ -33,6 +34,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 # Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
 UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
+# What aiohttp's form parser raises on a body it cannot read: multipart without a boundary or
+# with a broken part, text that does not decode, an unknown charset or transfer encoding.
+UNREADABLE_FORM = (ValueError, LookupError, RuntimeError, HttpProcessingError)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -83,6 +87,20 @@ async def read_body(request: web.Request, model: type[Model]) -> Model:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise _describe(exc) from None
+
+
+async def read_form(request: web.Request) -> Mapping[str, object]:
+    """The body's form fields (urlencoded or multipart). A body that does not parse as a form
+    is the sender's mistake, 400 ``invalid_payload``; only a body of another content type
+    reads as no fields."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise TooLarge(f"the body may be at most {MAX_BODY_BYTES} bytes")
+    try:
+        return await request.post()
+    except UNREADABLE_FORM:
+        raise InvalidPayload(
+            "the body must be a form: application/x-www-form-urlencoded or multipart/form-data"
+        ) from None
 
 
 def read_query(request: web.Request, model: type[Model]) -> Model:

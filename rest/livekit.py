@@ -7,7 +7,7 @@ Anything that does not verify is 401 and changes nothing.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BeforeValidator, Field
@@ -17,8 +17,10 @@ from hub.fields import MAX_ROOM_NAME, LiveKitInstanceName, parse_uuid
 from rest.bodies import Body
 from rest.http import MAX_BODY_BYTES, current_user, json_response, read_body
 from rest.keys import SERVICES
+from rest.spec import ApiRoutes
+from rest.views import View
 
-routes = web.RouteTableDef()
+routes = ApiRoutes("livekit")
 
 
 class RoomTokenRequest(Body):
@@ -31,7 +33,37 @@ class OpenRoomRequest(Body):
     band: Annotated[str, BeforeValidator(parse_uuid)] | None = None
 
 
-@routes.post("/api/livekit/token")
+# Answers, as the OpenAPI document and the tests see them.
+
+
+class RoomTokenView(View):
+    token: str = Field(description="a LiveKit access token for the caller alone")
+    url: str = Field(description="the instance's LiveKit server")
+    room: str
+    expiresAt: int = Field(description="token expiry, ms since the epoch")
+
+
+class OpenedRoomView(View):
+    instance: LiveKitInstanceName
+    room: str
+    url: str
+    sid: str = Field(description="LiveKit's id of the room")
+
+
+class LiveKitWebhookAck(View):
+    ok: Literal[True]
+    handled: bool = Field(description="the event concerned a live call of that instance")
+
+
+@routes.post(
+    "/api/livekit/token",
+    summary="The caller's own token for a room they belong to",
+    description="call-<callId> of a live call the caller takes part in (on that call's "
+    "instance), band-<bandId> of one of their bands, or their own user-<userId>; any other "
+    "room is 403. 503 not_configured for an instance this hub has no configuration for.",
+    body=RoomTokenRequest,
+    answer=RoomTokenView,
+)
 async def room_token(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, RoomTokenRequest)
@@ -41,7 +73,14 @@ async def room_token(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/livekit/room")
+@routes.post(
+    "/api/livekit/room",
+    summary="Create (or find) a band's room, or without band the caller's own, on an instance",
+    description="Members only: a band the caller is not a member of is 404, as if it did not "
+    "exist. 503 unavailable when LiveKit does not answer or refuses.",
+    body=OpenRoomRequest,
+    answer=OpenedRoomView,
+)
 async def open_room(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, OpenRoomRequest)
@@ -51,18 +90,29 @@ async def open_room(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/livekit/webhook/{instance}")
+@routes.post(
+    "/api/livekit/webhook/{instance}",
+    summary="LiveKit's webhook for that instance (main, meet, chat)",
+    description="Its Authorization header (Bearer optional) is a JWT signed with that "
+    "instance's key and secret whose sha256 claim is the body's SHA-256. Anything that does "
+    "not verify is 401 and changes nothing. participant_joined, participant_left and "
+    "room_finished of a call's room update that call; other events are acknowledged and "
+    "ignored.",
+    answer=LiveKitWebhookAck,
+    auth=False,
+)
 async def livekit_webhook(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     instance = request.match_info["instance"]
     receiver = services.livekit.webhook_receiver(instance)
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise NotAuthenticated("the webhook is too large to be LiveKit's")
-    body = await request.text()
+    body = await request.read()
     header = request.headers.get("Authorization", "")
     token = header[7:] if header[:7].lower() == "bearer " else header
     try:
-        event = receiver.receive(body, token.strip())
+        # LiveKit signs UTF-8 JSON: a body that does not decode is not LiveKit's either.
+        event = receiver.receive(body.decode(), token.strip())
     except Exception:  # bad JWT, wrong key, hash mismatch, unparsable body: all untrusted
         raise NotAuthenticated("the webhook signature does not verify") from None
     handled = await services.calls.on_livekit_event(

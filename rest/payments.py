@@ -24,7 +24,7 @@ from hub.payments import (
     Share,
 )
 from rest.bodies import Body, Query
-from rest.http import current_user, json_response, path_uuid, read_body, read_query
+from rest.http import current_user, json_response, path_uuid, read_body, read_form, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 from rest.views import View
@@ -264,12 +264,13 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     "/api/payments/webhooks/braintree",
     summary="Braintree's webhook: form fields bt_signature and bt_payload",
     description="transaction_settled, transaction_settlement_declined and dispute_lost move "
-    "the payment once; a replayed notification changes nothing; a bad signature is 400.",
+    "the payment once; a replayed notification changes nothing; a bad signature, or a body "
+    "that is not such a form, is 400.",
     answer=WebhookAck,
     auth=False,
 )
 async def braintree_webhook(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     signature, payload = form.get("bt_signature"), form.get("bt_payload")
     if not isinstance(signature, str) or not isinstance(payload, str):
         raise InvalidPayload("send the form fields bt_signature and bt_payload")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import asyncpg
 
 SELECT_BAND_MEMBER_IDS = "SELECT user_id FROM band_members WHERE band_id = $1"
-SELECT_BAND_EXISTS = "SELECT EXISTS (SELECT 1 FROM bands WHERE id = $1)"
 # Everyone among $2 who shares a band or a direct conversation with $1.
 SELECT_VISIBLE_AMONG = """
 SELECT b.user_id AS other FROM band_members a JOIN band_members b ON a.band_id = b.band_id
@@ -38,9 +37,6 @@ SELECT user_low FROM direct_conversations WHERE user_high = $1
 class MembershipStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-
-    async def band_exists(self, band_id: str) -> bool:
-        return bool(await self._pool.fetchval(SELECT_BAND_EXISTS, band_id))
 
     async def band_member_ids(self, band_id: str) -> set[str]:
         rows = await self._pool.fetch(SELECT_BAND_MEMBER_IDS, band_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from rest.calls import CallHistoryPage
 from tests.calls_support import (
     CHAT_KEY,
     CHAT_SECRET,
@@ -34,6 +35,7 @@ async def _history(api: Api, account: Account, **query: str) -> dict:
     path = "/api/calls" + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
     status, body = await api.request("GET", path, token=account.access_token)
     assert status == 200, body
+    CallHistoryPage.model_validate(body)
     return body
 
 
@@ -350,6 +352,13 @@ async def test_only_contacts_may_call_and_every_action_is_checked(
             "call:invite", {"to": alice.id, "instance": "main", "media": "audio"}
         )
         assert refused["error"]["code"] == "forbidden"
+        band = await seed_band(test_env.database_url, alice, bob)
+        # A non-member cannot tell a band from a missing one, as on every band route.
+        for target in (band, str(uuid.uuid4())):
+            hidden = await stranger_phone.call(
+                "call:invite", {"band": target, "instance": "main", "media": "audio"}
+            )
+            assert hidden["error"] == {"code": "not_found", "message": "no such band"}, hidden
         unconfigured = await caller.call(
             "call:invite", {"to": bob.id, "instance": "meet", "media": "video"}
         )
@@ -399,9 +408,10 @@ async def test_call_history_pages_newest_first(
         assert [i["id"] for i in first["items"]] == ids[:0:-1]
         rest = await _history(api, bob, limit="2", cursor=first["nextCursor"])
         assert [i["id"] for i in rest["items"]] == ids[:1] and rest["nextCursor"] is None
-        status, body = await api.request(
-            "GET", "/api/calls?cursor=nonsense", token=alice.access_token
-        )
-        assert status == 400 and body["error"]["code"] == "invalid_payload"
+        for cursor in ("nonsense", f"{2**63}.{ids[0]}", f"-1.{ids[0]}"):
+            status, body = await api.request(
+                "GET", f"/api/calls?cursor={cursor}", token=alice.access_token
+            )
+            assert status == 400 and body["error"]["code"] == "invalid_payload", (cursor, body)
     finally:
         await caller.close()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import asyncpg
@@ -541,6 +542,62 @@ async def test_braintree_webhooks_are_verified_and_applied_once(pay_hub, test_en
         assert phone.pending("payment:updated") == 0
     finally:
         await phone.close()
+
+
+def multipart(fields: dict[str, str], part_headers: bytes = b"") -> bytes:
+    """The fields as multipart/form-data with the boundary ``b0``, each part also carrying
+    ``part_headers`` (CRLF-terminated lines)."""
+    parts = [
+        b'--b0\r\nContent-Disposition: form-data; name="%s"\r\n%s\r\n%s\r\n'
+        % (name.encode(), part_headers, value.encode())
+        for name, value in fields.items()
+    ]
+    return b"".join(parts) + b"--b0--\r\n"
+
+
+async def test_a_braintree_webhook_that_is_not_a_readable_form_is_400_and_changes_nothing(
+    pay_hub, test_env, fakes
+):
+    """A multipart body without a boundary made the form parser raise, answered 500 (found
+    by fuzzing). Each body here carries a genuine notification in an envelope that does not
+    parse; the last one, well formed, shows it would have applied."""
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner)
+    _, body = await pay(api, owner, gig_id, method="paypal", key="pp")
+    declined = braintree_webhook(
+        "transaction_settlement_declined", body["payment"]["transactionId"]
+    )
+    form = multipart(declined)
+    not_utf8 = b'--b0\r\nContent-Disposition: form-data; name="x"\r\n\r\n\xff\r\n'
+    unreadable = [
+        ("multipart/form-data", form),  # no boundary
+        ("multipart/form-data; boundary=", form),
+        ("multipart/form-data; boundary=zz", form),  # the boundary never comes
+        ("multipart/form-data; boundary=b0", form[:-10]),  # cut short
+        (
+            "multipart/form-data; boundary=b0",
+            multipart(declined, b"Content-Type: text/plain; charset=nope\r\n"),
+        ),
+        (
+            "multipart/form-data; boundary=b0",
+            multipart(declined, b"Content-Transfer-Encoding: rot13\r\n"),
+        ),
+        ("multipart/form-data; boundary=b0", multipart(declined, b"no header line\r\n")),
+        ("multipart/form-data; boundary=b0", form.replace(b"--b0--", not_utf8 + b"--b0--")),
+        ("application/x-www-form-urlencoded; charset=nope", urlencode(declined).encode()),
+        ("application/x-www-form-urlencoded", urlencode(declined).encode() + b"&x=\xff"),
+    ]
+    path = "/api/payments/webhooks/braintree"
+    for content_type, payload in unreadable:
+        status, answer = await post_raw(pay_hub, path, payload, {"Content-Type": content_type})
+        assert status == 400, (content_type, payload[-40:], answer)
+        assert answer["error"]["code"] == "invalid_payload" and "form" in answer["error"]["message"]
+    assert (await ledger(api, owner))[0]["status"] == "succeeded"
+    well_formed = {"Content-Type": "multipart/form-data; boundary=b0"}
+    status, answer = await post_raw(pay_hub, path, form, well_formed)
+    assert (status, answer) == (200, {"received": True, "duplicate": False})
+    assert (await ledger(api, owner))[0]["status"] == "failed"
 
 
 async def test_webhooks_are_not_rate_limited(test_env, fakes, tmp_path):
