@@ -172,12 +172,13 @@ class MessagingService:
         """Record delivered/read for messages the reader received, and tell the senders'
         devices and the reader's other devices. Returns the time recorded."""
         ids = list(dict.fromkeys(message_ids))
-        received = await self._messages.received_ids(reader_id, ids)
+        now = self._clock()
+        received, changes = await self._messages.mark_received(
+            reader_id, ids, status=status, now_ms=now
+        )
         foreign = [i for i in ids if i not in received]
         if foreign:
             raise Forbidden("only a recipient can mark a message", details={"ids": foreign[:50]})
-        now = self._clock()
-        changes = await self._messages.mark(reader_id, ids, status=status, now_ms=now)
         if not changes:
             return now
         by_sender: dict[str, list[str]] = defaultdict(list)

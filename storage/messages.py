@@ -146,20 +146,27 @@ SELECT conversation_id, count(*) AS unread FROM inbox
 WHERE user_id = $1 AND read_at IS NULL AND sender_id <> $1
 GROUP BY conversation_id
 """
-SELECT_RECEIVED_IDS = """
-SELECT message_id FROM inbox
-WHERE user_id = $1 AND message_id = ANY($2::uuid[]) AND sender_id <> $1
+# Marks only when every id is one the user received (not sent): ``mine`` lists those, and
+# the update runs only if it holds them all. One round trip answers both questions.
+_MARK_RECEIVED = """
+WITH mine AS (
+    SELECT message_id FROM inbox
+    WHERE user_id = $1 AND message_id = ANY($2::uuid[]) AND sender_id <> $1
+), changed AS (
+    UPDATE inbox SET {assignments}
+    WHERE user_id = $1 AND message_id = ANY($2::uuid[]) AND sender_id <> $1
+      AND {unset_column} IS NULL
+      AND (SELECT count(*) FROM mine) = cardinality($2::uuid[])
+    RETURNING message_id, sender_id
+)
+SELECT true AS changed, message_id, sender_id FROM changed
+UNION ALL
+SELECT false, message_id, NULL FROM mine
 """
-MARK_DELIVERED = """
-UPDATE inbox SET delivered_at = $3
-WHERE user_id = $1 AND message_id = ANY($2::uuid[]) AND sender_id <> $1 AND delivered_at IS NULL
-RETURNING message_id, sender_id
-"""
-MARK_READ = """
-UPDATE inbox SET read_at = $3, delivered_at = COALESCE(delivered_at, $3)
-WHERE user_id = $1 AND message_id = ANY($2::uuid[]) AND sender_id <> $1 AND read_at IS NULL
-RETURNING message_id, sender_id
-"""
+MARK_DELIVERED = _MARK_RECEIVED.format(assignments="delivered_at = $3", unset_column="delivered_at")
+MARK_READ = _MARK_RECEIVED.format(
+    assignments="read_at = $3, delivered_at = COALESCE(delivered_at, $3)", unset_column="read_at"
+)
 
 
 def _copy(row: asyncpg.Record) -> StoredCopy:
@@ -326,15 +333,18 @@ class MessageStore:
             )
         return out
 
-    async def received_ids(self, user_id: str, message_ids: list[str]) -> set[str]:
-        """Which of these messages this user received (not sent)."""
-        rows = await self._pool.fetch(SELECT_RECEIVED_IDS, user_id, message_ids)
-        return {str(r["message_id"]) for r in rows}
-
-    async def mark(
+    async def mark_received(
         self, user_id: str, message_ids: list[str], *, status: str, now_ms: int
-    ) -> list[ReceiptChange]:
-        """Set delivered or read (read implies delivered); returns only what changed now."""
+    ) -> tuple[set[str], list[ReceiptChange]]:
+        """Set delivered or read (read implies delivered) on messages the user received.
+
+        ``message_ids`` must be distinct. Returns the ids the user received and what changed
+        now; when some id is not one the user received, nothing is changed.
+        """
         query = MARK_READ if status == "read" else MARK_DELIVERED
         rows = await self._pool.fetch(query, user_id, message_ids, now_ms)
-        return [ReceiptChange(str(r["message_id"]), str(r["sender_id"])) for r in rows]
+        received = {str(r["message_id"]) for r in rows if not r["changed"]}
+        changes = [
+            ReceiptChange(str(r["message_id"]), str(r["sender_id"])) for r in rows if r["changed"]
+        ]
+        return received, changes

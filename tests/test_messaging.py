@@ -123,6 +123,8 @@ async def test_receipts_reach_the_sender_on_the_other_node(two_hub_nodes, api_a)
             "message:send", {"id": message_id, "to": bob.id, **seal(alice, bob, "hi")}
         )
         await bob_phone.next("message:new")
+        mixed = await bob_phone.call("message:delivered", {"ids": [message_id, str(uuid.uuid4())]})
+        assert mixed["ok"] is False and mixed["error"]["code"] == "forbidden"  # and marks nothing:
         delivered = await bob_phone.call("message:delivered", {"ids": [message_id]})
         assert delivered["ok"]
         receipt = await alice_phone.next("message:receipt")
