@@ -1,4 +1,4 @@
-"""``python -m loadtest run|step|idle|compare``: see loadtest/README.md."""
+"""``python -m loadtest run|step|idle|compare|soak``: see loadtest/README.md."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import report
-from loadtest.plan import HUB, TARGETS
+from loadtest.plan import HUB, TARGETS, SoakPlan
 from loadtest.runner import Options, RunFailed, StepPlan, Targets, idle, run, step
+from loadtest.soak import KillPlan, soak
 from loadtest.worker import raise_fd_limit
 
 
@@ -186,7 +187,47 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="node-relay,python-relay,hub",
         help="comma-separated, hub last (default node-relay,python-relay,hub)",
     )
-    return parser.parse_args(argv)
+
+    p = commands.add_parser(
+        "soak", help="a long run while hub nodes are killed (-9) and restarted: nothing is lost"
+    )
+    common(p, 1000)
+    p.set_defaults(spawn_hubs=2, mix="dm", placement="cross", drain_timeout=30.0)
+    p.add_argument("--rate", type=float, default=500, help="messages/s (default 500)")
+    p.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
+    p.add_argument(
+        "--kill-every", type=float, default=60, help="kill -9 one node every S s (default 60)"
+    )
+    p.add_argument("--down-for", type=float, default=10, help="restart it after S s (default 10)")
+    p.add_argument(
+        "--device-ttl",
+        type=int,
+        default=10,
+        help="DEVICE_TTL_SECONDS of the spawned hubs: a dead node's devices go offline "
+        "after it (default 10)",
+    )
+    p.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=10,
+        help="resend (same id) a message not acked after S s on a live socket (default 10)",
+    )
+    p.add_argument(
+        "--reconnect-attempts", type=int, default=12, help="per dropped socket (default 12)"
+    )
+    p.add_argument(
+        "--resend-attempts", type=int, default=5, help="writes of a message beyond the first"
+    )
+    p.add_argument(
+        "--final-sync-timeout",
+        type=float,
+        default=180,
+        help="seconds for every recipient's final full sync (default 180)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "soak" and args.mix != "dm":
+        parser.error("soak drives direct messages only (--mix dm)")
+    return args
 
 
 def finish(result: dict[str, Any], args: argparse.Namespace, out: Path | None = None) -> None:
@@ -223,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if result["passed"] else 1
         if args.command == "compare":
             return compare(args)
+        if args.command == "soak":
+            return run_soak(args)
+    except ValueError as exc:
+        print(f"\n{exc}", file=sys.stderr, flush=True)
+        return 2
     except RunFailed as exc:
         print(f"\nrun failed: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -230,6 +276,25 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; servers stopped", file=sys.stderr, flush=True)
         return 130
     return 2
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    hub_env = {"DEVICE_TTL_SECONDS": str(args.device_ttl), **dict(args.hub_env)}
+    options = options_from(
+        args,
+        rate=args.rate,
+        duration=args.duration,
+        ack_timeout=args.ack_timeout,
+        hub_env=hub_env,
+    )
+    phones = SoakPlan(
+        reconnect_attempts=args.reconnect_attempts,
+        resend_attempts=args.resend_attempts,
+        final_sync_timeout_s=args.final_sync_timeout,
+    )
+    result = soak(options, phones, KillPlan(every_s=args.kill_every, down_s=args.down_for))
+    finish(result, args)
+    return 0 if result["passed"] else 1
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -64,6 +64,10 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    starts: int = 1
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -206,19 +210,40 @@ class Fleet:
         self, name: str, argv: list[str], env: dict[str, str], port: int, cwd: Path
     ) -> Server:
         log_path = self.workdir / f"{name}.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=str(cwd),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup,
-            )
-        server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
+        process = _popen(argv, env, cwd, log_path, "wb")
+        server = Server(name, f"http://127.0.0.1:{port}", process, log_path, argv, env, cwd)
         self.servers.append(server)
         return server
+
+    def kill(self, server: Server) -> int:
+        """``kill -9`` the server (no cleanup of any kind); returns the pid it had."""
+        pid = server.process.pid
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(10)
+        return pid
+
+    def respawn(self, server: Server) -> int:
+        """Start a stopped server again: same command, environment and port (its log is
+        appended to). Returns at once with the new pid; ``answers()`` tells when it is up."""
+        if server.process.poll() is None:
+            raise RuntimeError(f"{server.name} is still running")
+        assert server.cwd is not None, "only servers this fleet spawned can be restarted"
+        with open(server.log_path, "ab") as log_file:
+            log_file.write(f"\n---- restart {server.starts} at {time.ctime()} ----\n".encode())
+        server.process = _popen(server.argv, server.env, server.cwd, server.log_path, "ab")
+        server.starts += 1
+        return server.process.pid
+
+    @staticmethod
+    def answers(server: Server, timeout: float = 0.5) -> bool:
+        """One health probe, bounded by ``timeout``."""
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=timeout) as response:
+                return bool(response.status == 200)
+        except Exception:  # refused, reset, timed out, half-started: not up yet
+            return False
 
     def wait_ready(self, server: Server, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -262,6 +287,21 @@ class Fleet:
             self._postgres = None
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _popen(
+    argv: list[str], env: dict[str, str], cwd: Path, log_path: Path, mode: str
+) -> subprocess.Popen[bytes]:
+    with open(log_path, mode) as log_file:
+        return subprocess.Popen(
+            argv,
+            env=env,
+            cwd=str(cwd),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup,
+        )
 
 
 def _redis_answers(port: int) -> bool:

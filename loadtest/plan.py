@@ -51,6 +51,23 @@ class PairPlan:
 
 
 @dataclass(frozen=True)
+class SoakPlan:
+    """How the soak's phones recover from a killed node (see recovery.py)."""
+
+    reconnect_attempts: int = 12  # per drop, over the nodes in turn, with backoff
+    backoff_s: float = 0.25  # before attempt k: backoff_s * 2**k (capped), times 0.5..1
+    backoff_max_s: float = 5.0
+    connect_timeout_s: float = 10.0
+    resend_attempts: int = 5  # writes of one message beyond the first
+    retry_after_s: float = 1.0  # after a retryable refusal (unavailable, rate_limited)
+    sync_page: int = 500
+    sync_timeout_s: float = 20.0
+    gap_sync_delay_s: float = 2.0  # a seq gap still open after this: sync
+    final_sync_timeout_s: float = 180.0
+    final_sync_concurrency: int = 8
+
+
+@dataclass(frozen=True)
 class WorkerPlan:
     index: int
     workers: int
@@ -69,6 +86,7 @@ class WorkerPlan:
     seed: int = 1
     rate_share: float = 1.0
     with_keys: bool = True
+    soak: SoakPlan | None = None
 
     @property
     def needs_accounts(self) -> bool:

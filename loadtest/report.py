@@ -198,7 +198,106 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
+def render_soak(result: dict[str, Any]) -> str:
+    t = result["totals"]
+    k = result["kills"]
+    r = result["reconnects"]
+    o = result["options"]
+    sent = t["sent"] or 1
+    redelivered = ", ".join(f"{src} {n}" for src, n in sorted(t["redelivered"].items())) or "0"
+    ready = k["restart_ready_s"]
+    lines = [
+        "",
+        f"== soak: {_server_label(result)} · {result['connections']['clients']} clients "
+        f"({result['population']['pairs']} pairs) · {o['rate']:g} msg/s for "
+        f"{result['duration_s']:g} s · kill -9 every {k['kill_every_s']:g} s, "
+        f"down {k['down_for_s']:g} s",
+        f"  messages   sent {t['sent']}  acked {t['acked']} ({100 * t['acked'] / sent:.2f}%)"
+        f"  delivered live {t['delivered_live']}  recovered by sync {t['recovered_by_sync']}"
+        f" (+ {t['recovered_by_final_sync']} by the final sync)",
+        f"             LOST {t['lost']}  duplicates {t['duplicates']}  corrupted {t['corrupted']}"
+        f"  unacked {t['unacked']} ({t['unacked_but_delivered']} more unacked but delivered)"
+        f"  failed {t['failed']}",
+        f"             writes {t['writes']} (resent {t['resent']}, {t['ack_timeouts']} after an"
+        f" ack timeout)  queued while offline {t['queued_offline']}"
+        f"  redelivered, dropped by dedupe: {redelivered}",
+        f"             final sync {t['final_sync_ok']} ok, {t['final_sync_failed']} failed;"
+        f" seq gaps {t['seq_gaps']}; seen but not in the history {t['not_stored']};"
+        f" unexpected {t['unexpected']}",
+        f"  kills      {k['kills']} of {k['planned']} planned ({k['skipped']} skipped)"
+        f" · restarts {k['restarts']}"
+        + (f" (healthy {min(ready):g} to {max(ready):g} s after the respawn)" if ready else "")
+        + f" · failed restarts {k['restart_failures']} · unexpected exits"
+        f" {k['unexpected_exits']} · nodes up at the end {k['nodes_up_at_end']}/{k['nodes']}",
+        f"  reconnect  drops {r['drops']}  reconnects {r['reconnects']}  gave up {r['gave_up']}"
+        f"  · drop → connected ms p50 {fmt_ms(r['time_ms']['p50'])}"
+        f" p99 {fmt_ms(r['time_ms']['p99'])} max {fmt_ms(r['time_ms']['max'])}",
+    ]
+    if r["per_kill"]:
+        lines.append(
+            "             per kill: "
+            + "; ".join(
+                f"{x['t']:g} s: {x['reconnects']} p99 {fmt_ms(x['p99'])}" for x in r["per_kill"]
+            )
+        )
+    refusals = r["refusals"]
+    lines.append(
+        "  refused    "
+        + (", ".join(f"{c} {n}" for c, n in sorted(refusals.items())) if refusals else "none")
+        + "   (failed connect attempts while reconnecting, by code)"
+    )
+    lines.append(f"  latency ms {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for name, key in (("ack", "ack"), ("live dlv", "delivery_live")):
+        x = result["latency_ms"][key]
+        if x["count"]:
+            lines.append(
+                f"  {name:<11}{fmt_ms(x['p50']):>8} {fmt_ms(x['p90']):>8} {fmt_ms(x['p99']):>8}"
+                f" {fmt_ms(x['max']):>8}   ({x['count']} samples, from the due time)"
+            )
+    errors = result["errors"]
+    lines.append(
+        "  errors     "
+        + (", ".join(f"{c} {n}" for c, n in sorted(errors.items())) if errors else "none")
+        + "   (as the phones saw them)"
+    )
+    log = result["hub_log"]
+    lines.append(
+        f"  hub logs   {log['errors']} errors, {log['warnings']} warnings,"
+        f" {log['tracebacks']} tracebacks"
+    )
+    for sample in log["samples"][:3]:
+        lines.append(f"             {sample}")
+    res = result["resources"]
+    per_node = [
+        f"node {n} {res[f'server{n}_rss_mb_max']:.0f}"
+        for n in range(1, result.get("servers", 0) + 1)
+        if f"server{n}_rss_mb_max" in res
+    ]
+    if per_node:
+        lines.append("  hubs rss   max MB: " + ", ".join(per_node))
+    if res.get("server_rss_mb_by_minute"):
+        lines.append(
+            "             all nodes, max of each minute (MB): "
+            + " ".join(f"{v:.0f}" for v in res["server_rss_mb_by_minute"])
+        )
+    lines.extend(_resources_lines(result))
+    for check in result.get("expectations", []):
+        mark = "PASS" if check["passed"] else "FAIL"
+        lines.append(f"  {mark}  {check['name']}: target {check['target']}, got {check['actual']}")
+    for sample in t["lost_samples"][:5]:
+        lines.append(f"    lost: {sample}")
+    for sample in t["duplicate_samples"][:5]:
+        lines.append(f"    duplicate: {sample}")
+    for event in k["events"]:
+        if event.get("log_tail"):
+            lines.append(f"  {event['kind']} node {event['node']} at {event['t']} s; log tail:")
+            lines.extend("    " + line for line in event["log_tail"].splitlines()[-10:])
+    return "\n".join(lines)
+
+
 def render(result: dict[str, Any]) -> str:
+    if result["kind"] == "soak":
+        return render_soak(result)
     if result["kind"] == "step":
         return render_step(result)
     if result["kind"] == "idle":
@@ -212,7 +311,10 @@ def save(result: dict[str, Any], out: Path, chart: bool = True) -> list[Path]:
     (out / "report.json").write_text(json.dumps(result, indent=1, default=_json_default))
     if chart and result.get("timeline"):
         path = out / "chart.png"
-        draw_chart(result, path)
+        if result["kind"] == "soak":
+            draw_soak_chart(result, path)
+        else:
+            draw_chart(result, path)
         written.append(path)
     return written
 
@@ -280,6 +382,83 @@ def draw_chart(result: dict[str, Any], path: Path) -> None:
     rss_ax = cpu_ax.twinx()
     rss_ax.plot(t, [r.get("server_rss_mb", float("nan")) for r in rows], "k:", lw=1)
     rss_ax.set_ylabel(f"{label} rss MB (dotted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def draw_soak_chart(result: dict[str, Any], path: Path) -> None:
+    """Rates, latency, sockets per node and CPU/RSS per node; kills in red, restarts green."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["timeline"]
+    t = [r["t"] for r in rows]
+    nan = float("nan")
+    fig, axes = plt.subplots(4, 1, figsize=(12, 13), sharex=True)
+    rate_ax, lat_ax, conn_ax, cpu_ax = axes
+    k = result["kills"]
+    fig.suptitle(
+        f"soak · {_server_label(result)} · {result['population']['pairs']} pairs · "
+        f"{result['options']['rate']:g} msg/s · kill -9 every {k['kill_every_s']:g} s "
+        f"(down {k['down_for_s']:g} s) · lost {result['totals']['lost']}"
+    )
+    rate_ax.plot(t, [r["target_rate"] for r in rows], "k--", lw=1, label="target")
+    rate_ax.plot(t, [r["sent"] for r in rows], label="sent/s")
+    rate_ax.plot(t, [r["acked"] for r in rows], label="acked/s")
+    rate_ax.plot(t, [r["delivered"] for r in rows], label="delivered live/s")
+    rate_ax.plot(t, [r.get("recovered", 0) for r in rows], label="recovered by sync/s")
+    rate_ax.set_ylabel("messages / s")
+
+    for key, style, name in (
+        ("ack_p50", "-", "ack p50"),
+        ("ack_p99", "-", "ack p99"),
+        ("e2e_p50", "--", "live delivery p50"),
+        ("e2e_p99", "--", "live delivery p99"),
+    ):
+        lat_ax.plot(t, [r[key] if r[key] is not None else nan for r in rows], style, label=name)
+    lat_ax.set_yscale("log")
+    lat_ax.set_ylabel("latency ms (by arrival second)")
+
+    nodes = result.get("servers", 0)
+    for number in range(nodes):
+        conn_ax.plot(
+            t,
+            [r["conn_by_node"][number] if "conn_by_node" in r else nan for r in rows],
+            label=f"sockets on node {number + 1}",
+        )
+    conn_ax.plot(t, [r.get("outbox", 0) for r in rows], ":", label="outbox (unacked)")
+    conn_ax.plot(t, [r.get("reconnects", 0) for r in rows], ".", ms=3, label="reconnects/s")
+    conn_ax.set_ylabel("phones")
+
+    rss_ax = cpu_ax.twinx()
+    for number in range(1, nodes + 1):
+        cpu_ax.plot(t, [r.get(f"server{number}_cpu", nan) for r in rows], label=f"node {number}")
+        rss_ax.plot(
+            t,
+            [r.get(f"server{number}_rss_mb", nan) for r in rows],
+            ":",
+            lw=1.2,
+            label=f"node {number} rss",
+        )
+    for key, name in (("postgres_cpu", "postgres"), ("driver_cpu", "driver")):
+        cpu_ax.plot(t, [r.get(key, nan) for r in rows], lw=0.8, label=name)
+    cpu_ax.set_ylabel("cpu % (100 = one core)")
+    rss_ax.set_ylabel("rss MB (dotted)")
+    cpu_ax.set_xlabel("seconds since the start")
+    rss_ax.legend(loc="upper right", fontsize=7)
+
+    for event in k["events"]:
+        color = {"kill": "red", "restarted": "green"}.get(event["kind"], "orange")
+        for ax in axes:
+            ax.axvline(event["t"], color=color, lw=0.8, ls="-" if color == "red" else ":")
+    rate_ax.plot([], [], color="red", lw=0.8, label="kill -9")
+    rate_ax.plot([], [], color="green", lw=0.8, ls=":", label="restarted")
+    for ax in axes:
+        ax.legend(loc="upper left", fontsize=7)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -70,6 +70,8 @@ def say(text: str, *, quiet: bool = False) -> None:
 
 
 class Session:
+    finish_grace_s = 60.0  # beyond duration + drain: the workers' last words
+
     def __init__(self, options: Options, kind: str) -> None:
         self.o = options
         self.kind = kind
@@ -326,7 +328,7 @@ class Session:
         self.duration_s = duration_s
         self.started_ns = time.monotonic_ns() + int(1.0 * NS)
         self.broadcast("start", self.started_ns, segments, duration_s)
-        deadline = time.monotonic() + 1 + duration_s + self.o.drain_timeout + 60
+        deadline = time.monotonic() + 1 + duration_s + self.o.drain_timeout + self.finish_grace_s
         self.monitor.sample(self.elapsed())
         while len(self.finals) < len(self.conns):
             if time.monotonic() > deadline:
@@ -362,12 +364,14 @@ class Session:
             "in_flight": 0,
             "write_buffer": 0,
             "max_lag_ms": 0.0,
+            "gauges": Counter(),
         }
         ack, e2e = Samples(), Samples()
         for index, stats in per_worker.items():
             self.last_connections[index] = stats["connections"]
             merged["counters"].update(stats["counters"])
             merged["errors"].update(stats["errors"])
+            merged["gauges"].update(stats.get("gauges", {}))
             for key in ("overdue", "in_flight"):
                 merged[key] += stats[key]
             merged["write_buffer"] = max(merged["write_buffer"], stats["write_buffer"])
@@ -388,6 +392,16 @@ class Session:
 
     def add_row(self, index: int) -> None:
         merged = self.absorb(self.ticks.pop(index))
+        row = self.build_row(index, merged)
+        self.timeline.append(row)
+        if not self.o.quiet:
+            print(self.progress_text(row), flush=True)
+
+    def progress_text(self, row: dict[str, Any]) -> str:
+        return progress_line(row, len(self.urls))
+
+    def build_row(self, index: int, merged: dict[str, Any]) -> dict[str, Any]:
+        """One second of the timeline from the workers' merged ticks and a resource sample."""
         c = merged["counters"]
         ack = summary(merged["ack_ms"])
         e2e = summary(merged["e2e_ms"])
@@ -411,9 +425,7 @@ class Session:
             "target_rate": self.rate_at(index - 0.5),
         }
         row.update({k: v for k, v in resources.items() if k != "t"})
-        self.timeline.append(row)
-        if not self.o.quiet:
-            print(progress_line(row, len(self.urls)), flush=True)
+        return row
 
     def rate_at(self, t: float) -> float:
         if t >= self.duration_s:

@@ -123,6 +123,7 @@ class World:
         self.sending = False
         self.closing = False
         self.reconnect: Callable[[User], Any] | None = None
+        self.disconnect_hooks: list[Callable[[User], None]] = []
 
     def add(self, activity: Activity) -> None:
         self.activities.append(activity)
@@ -146,6 +147,8 @@ class World:
         if not user.first_loss_ns:
             user.first_loss_ns = time.monotonic_ns()
         self.stats.count("disconnects")
+        for hook in self.disconnect_hooks:
+            hook(user)
 
     def connected_count(self) -> int:
         return sum(1 for u in self.users if u.connected)
@@ -184,6 +187,13 @@ class Activity:
 
     async def stop(self) -> None:
         """Sending is over: stop background tasks."""
+
+    async def settle(self, world: World) -> None:
+        """After the drain, before the final numbers (e.g. a last sync)."""
+
+    def gauges(self, world: World) -> dict[str, int]:
+        """Levels for this second's tick (summed over workers), e.g. sockets per node."""
+        return {}
 
     def final(self, world: World) -> dict[str, Any]:
         return {}

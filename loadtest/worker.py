@@ -26,7 +26,8 @@ import aiohttp
 
 from loadtest.crypto import Channel
 from loadtest.plan import Segment, WorkerPlan
-from loadtest.protocol import ConnectRefused, make_socket
+from loadtest.protocol import BaseSocket, ConnectRefused, make_socket
+from loadtest.recovery import SoakMessages, build_soak
 from loadtest.scenario import NS, DirectMessages, Pair, User, World, build_activities
 
 PASSWORD = "load-test-password-1"
@@ -67,7 +68,7 @@ class Worker:
         self.commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self.halted = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
-        self.messages: DirectMessages | None = None
+        self.messages: DirectMessages | SoakMessages | None = None
         self._last_progress = 0.0
 
     # -- pipe ---------------------------------------------------------------------------
@@ -119,7 +120,12 @@ class Worker:
             self.send("registered", {"users": len(self.world.users)})
             await self.expect("connect")
             await self.connect_all()
-            self.messages = build_activities(self.world)
+            if self.plan.soak is not None:
+                self.messages = build_soak(
+                    self.world, self.plan.soak, self.plan.rest_urls, self.dial
+                )
+            else:
+                self.messages = build_activities(self.world)
             self.messages.ack_timeout_ns = int(self.plan.ack_timeout_s * NS)
             for activity in self.world.activities:
                 await activity.setup(self.world)
@@ -273,6 +279,16 @@ class Worker:
             await asyncio.sleep(0.2 * 2**attempt)
         raise RuntimeError(f"could not connect user {user.index} to {user.url}: {last!r}")
 
+    async def dial(self, user: User, url: str, timeout: float) -> BaseSocket:
+        """One connection attempt of ``user`` to ``url``; the caller decides what next."""
+        assert self.session is not None
+        sock = make_socket(self.plan.client_kind, self.session)
+        sock.tag = user
+        sock.on_event = self.world.on_event
+        sock.on_disconnect = self.world.on_disconnect
+        await sock.connect(url, self.auth_for(user), timeout)
+        return sock
+
     async def connect_all(self) -> None:
         users = self.world.users
         limit = asyncio.Semaphore(self.plan.connect_concurrency)
@@ -317,6 +333,8 @@ class Worker:
             for activity in world.activities:
                 await activity.stop()
             await self.drain()
+            for activity in world.activities:
+                await activity.settle(world)
         finally:
             world.sending = False
             ticker.cancel()
@@ -404,6 +422,11 @@ class Worker:
         stats["write_buffer"] = max(
             (u.sock.write_buffer() for u in world.users if u.sock is not None), default=0
         )
+        gauges: dict[str, int] = {}
+        for activity in world.activities:
+            gauges.update(activity.gauges(world))
+        if gauges:
+            stats["gauges"] = gauges
         self.send("tick", index, stats)
 
 
