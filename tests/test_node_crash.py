@@ -79,8 +79,8 @@ async def test_acknowledged_messages_survive_a_node_killed_mid_stream(two_hub_no
 async def test_reconnect_storm_after_a_node_dies_gets_every_device_an_answer(two_hub_nodes):
     node_a, node_b = two_hub_nodes
     api = Api(node_a.url)
-    users = [await api.register(f"fan{i}", with_key=False) for i in range(100)]
-    devices = [(u, f"device-{d}") for u in users for d in range(10)]  # 1,000 phones, 10 per user
+    users = [await api.register(f"fan{i}", with_key=False) for i in range(200)]
+    devices = [(u, f"device-{d}") for u in users for d in range(10)]  # 2,000 phones, 10 per user
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [RawSocket(http) for _ in devices]
         semaphore = asyncio.Semaphore(100)
