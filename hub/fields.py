@@ -35,18 +35,30 @@ def parse_uuid(value: Any) -> str:
 def base64_field(min_bytes: int, max_bytes: int) -> Any:
     max_chars = 4 * ((max_bytes + 2) // 3)
 
+    exact = min_bytes == max_bytes
+
+    def wrong_length() -> PydanticCustomError:
+        # A fixed-size value (nonce, key, signature) of another size is malformed
+        # (invalid_payload); a ranged one past its bound is too large (too_large), whether
+        # the excess shows before decoding or only after.
+        if exact:
+            return PydanticCustomError("base64_length", f"must be exactly {min_bytes} bytes")
+        return PydanticCustomError("too_long", f"must decode to at most {max_bytes} bytes")
+
     def decode(value: Any) -> bytes:
         if not isinstance(value, str):
             raise PydanticCustomError("base64_type", "must be a base64 string")
         if len(value) > max_chars:
-            raise PydanticCustomError("too_long", f"must decode to at most {max_bytes} bytes")
+            raise wrong_length()
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             raise PydanticCustomError("base64_decode", "is not valid base64") from None
-        if not min_bytes <= len(raw) <= max_bytes:
-            if min_bytes == max_bytes:
-                raise PydanticCustomError("base64_length", f"must be exactly {min_bytes} bytes")
+        if len(raw) > max_bytes:
+            raise wrong_length()
+        if len(raw) < min_bytes:
+            if exact:
+                raise wrong_length()
             raise PydanticCustomError("base64_length", f"must be {min_bytes} to {max_bytes} bytes")
         return raw
 

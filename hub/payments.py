@@ -625,7 +625,7 @@ class PaymentService:
             raise NotFound("no such gig")
         role = await self._payments.member_role(gig.band_id, user_id)
         if role is None:
-            raise Forbidden("only members of the gig's band may see or split its fee")
+            raise NotFound("no such gig")  # a stranger cannot tell a gig from a missing one
         if role not in ("owner", "admin"):
             raise Forbidden("only the band's owner or an admin may split a gig's fee")
         if gig.status == "cancelled":
@@ -654,7 +654,7 @@ class PaymentService:
         if gig is None:
             raise NotFound("no such gig")
         if await self._payments.member_role(gig.band_id, user_id) is None:
-            raise Forbidden("only members of the gig's band may see or split its fee")
+            raise NotFound("no such gig")  # a stranger cannot tell a gig from a missing one
         split = await self._payments.split(gig.id)
         if split is None:
             raise NotFound("this gig's fee has not been split yet")

@@ -34,6 +34,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 # Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
 UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
+# What a browser app on an origin of HUB_CORS_ORIGINS may send (answered to its preflight).
+CORS_METHODS = "GET, POST, PUT, DELETE"
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 # What aiohttp's form parser raises on a body it cannot read: multipart without a boundary or
 # with a broken part, text that does not decode, an unknown charset or transfer encoding.
 UNREADABLE_FORM = (ValueError, LookupError, RuntimeError, HttpProcessingError)
@@ -186,16 +189,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def _preflight() -> web.Response:
+    """A browser asks before it sends a bearer token or JSON from another origin."""
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": CORS_METHODS,
+            "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+            "Access-Control-Max-Age": "600",
+        },
+    )
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    origin = request.headers.get("Origin")
+    allowed = bool(origin) and origin in request.app[SERVICES].settings.cors_origins
+    if (
+        allowed
+        and request.method == "OPTIONS"
+        and "Access-Control-Request-Method" in request.headers
+        and not request.path.startswith("/socket.io")  # Engine.IO answers its own
+    ):
+        response: web.StreamResponse = _preflight()
+    else:
+        response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Cache-Control", "no-store")
-    origin = request.headers.get("Origin")
-    allowed = request.app[SERVICES].settings.cors_origins
-    if origin and origin in allowed:
+    if allowed and origin:
         response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         response.headers["Vary"] = "Origin"
     return response

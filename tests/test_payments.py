@@ -642,7 +642,7 @@ async def test_an_equal_split_hands_out_the_remainder_by_user_id(hub_node, test_
     assert status == 403
     assert (await api.request("GET", f"/api/gigs/{gig_id}/split", token=stranger.access_token))[
         0
-    ] == 403
+    ] == 404  # as for every route of a band's: no hint that the gig exists
     conn = await asyncpg.connect(test_env.database_url)
     try:
         await conn.execute("UPDATE gigs SET fee_amount = 1001 WHERE id = $1", gig_id)
