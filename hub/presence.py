@@ -133,10 +133,7 @@ class PresenceService:
             )
         stored = await self._registry.presence_of(wanted, now_ms=self._clock())
         missing_seen = [s.user_id for s in stored if not s.online and s.last_seen_ms is None]
-        db_seen: dict[str, int | None] = {}
-        for user_id in missing_seen:
-            user = await self._users.get(user_id)
-            db_seen[user_id] = user.last_seen_at if user else None
+        db_seen = await self._users.last_seen_of(missing_seen) if missing_seen else {}
         return [
             PresenceState(
                 s.user_id,

@@ -52,6 +52,7 @@ INSERT_USER_SEQ = "INSERT INTO user_seqs (user_id) VALUES ($1)"
 SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
 SELECT_CREDENTIALS_BY_EMAIL = "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)"
 SELECT_EXISTING_USER_IDS = "SELECT id FROM users WHERE id = ANY($1::uuid[])"
+SELECT_LAST_SEEN_OF = "SELECT id, last_seen_at FROM users WHERE id = ANY($1::uuid[])"
 UPDATE_PROFILE = f"""
 UPDATE users SET name = COALESCE($2, name) WHERE id = $1 RETURNING {USER_COLUMNS}
 """
@@ -125,6 +126,11 @@ class UserStore:
     async def existing_ids(self, user_ids: list[str]) -> set[str]:
         rows = await self._pool.fetch(SELECT_EXISTING_USER_IDS, user_ids)
         return {str(r["id"]) for r in rows}
+
+    async def last_seen_of(self, user_ids: list[str]) -> dict[str, int | None]:
+        """``last_seen_at`` of each existing user among ``user_ids``, in one query."""
+        rows = await self._pool.fetch(SELECT_LAST_SEEN_OF, user_ids)
+        return {str(r["id"]): r["last_seen_at"] for r in rows}
 
     async def update_profile(self, user_id: str, *, name: str | None) -> UserRow | None:
         row = await self._pool.fetchrow(UPDATE_PROFILE, user_id, name)
