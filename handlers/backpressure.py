@@ -8,10 +8,10 @@ reconnects and catches up with ``message:sync``), and the queue is freed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from handlers.websocket import drop_transport
 from hub.metrics import HubMetrics
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,4 @@ async def drop_slow_consumers(
                 continue
             log.warning("dropping a client that stopped reading (%d queued)", socket.queue.qsize())
             dropped.inc()
-            with contextlib.suppress(Exception):
-                await socket.close(wait=False, abort=True)
-            while not socket.queue.empty():
-                socket.queue.get_nowait()
-                socket.queue.task_done()
-            socket.queue.put_nowait(None)  # wakes the writer, which closes the websocket
+            await drop_transport(socket)

@@ -7,6 +7,7 @@ costing CPU on every frame, for every recipient. Clients that offer permessage-d
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -28,3 +29,19 @@ class UncompressedWebSocket(WebSocket):  # type: ignore[misc]
 def use_uncompressed_websockets(sio: Any) -> None:
     """Swap python-engineio's aiohttp websocket for ours on this server only."""
     sio.eio._async = {**sio.eio._async, "websocket": UncompressedWebSocket}
+
+
+async def drop_transport(socket: Any) -> None:
+    """Close an Engine.IO socket's transport without a Socket.IO disconnect packet, so the
+    official client reconnects by itself; frees whatever was still queued for it.
+
+    Engine.IO's ``close(abort=True)`` marks the socket closed but leaves its writer waiting
+    on the queue (and possibly on a full TCP buffer): emptying the queue frees the memory and
+    the ``None`` wakes the writer, which then closes the websocket.
+    """
+    with contextlib.suppress(Exception):
+        await socket.close(wait=False, abort=True)
+    while not socket.queue.empty():
+        socket.queue.get_nowait()
+        socket.queue.task_done()
+    socket.queue.put_nowait(None)

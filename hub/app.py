@@ -25,7 +25,7 @@ from handlers.connection import SocketLifecycle
 from handlers.connections import ConnectionRegistry
 from handlers.events import ClientPacket, EventDispatcher
 from handlers.socket_fanout import SocketFanout
-from handlers.websocket import use_uncompressed_websockets
+from handlers.websocket import drop_transport, use_uncompressed_websockets
 from hub.accounts import AccountService, LoginLimits
 from hub.bands import BandService, derive_calendar_key
 from hub.calls import CallService
@@ -144,9 +144,7 @@ def _closing_transports(sio: Any) -> Any:
     async def close_transports(app: web.Application) -> None:
         sockets = list(sio.eio.sockets.values())
         for socket in sockets:
-            with contextlib.suppress(Exception):
-                await socket.close(wait=False, abort=True)
-                socket.queue.put_nowait(None)  # wakes the websocket writer, which closes it
+            await drop_transport(socket)
         if sockets:
             log.info("closed %d client transports for shutdown", len(sockets))
 
