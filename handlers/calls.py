@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from handlers.call_payloads import CallAction, InviteCall
-from handlers.events import Ack, EventContext, EventTable, ok
-from hub.calls import CallParty
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from hub.calls.service import CallParty
+from hub.protocol.fields import BandId, CallId, CallMedia, LiveKitInstanceName, UserId
+
+
+class InviteCall(Payload):
+    """``{to, instance, media}`` rings one user; ``{band, instance, media}`` the band."""
+
+    to: UserId | None = None
+    band: BandId | None = None
+    instance: LiveKitInstanceName
+    media: CallMedia
+
+    @model_validator(mode="after")
+    def one_target(self) -> InviteCall:
+        if (self.to is None) == (self.band is None):
+            raise PydanticCustomError("shape", "give either 'to' or 'band'")
+        return self
+
+
+class CallAction(Payload):
+    """``{call}``: accept, decline, cancel or hang up that call."""
+
+    call: CallId
+
 
 events = EventTable()
 

@@ -2,9 +2,64 @@
 
 from __future__ import annotations
 
-from handlers.events import Ack, EventContext, EventTable, ok
-from handlers.payloads import MarkMessages, SendMessage, SyncMessages
-from hub.messaging import Envelope, Sender
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from hub.messaging.service import Envelope, Sender
+from hub.protocol.fields import (
+    MAX_ENVELOPES,
+    MAX_IDS_PER_RECEIPT,
+    BandId,
+    Ciphertext,
+    MessageId,
+    Nonce,
+    UserId,
+)
+
+
+class BandEnvelope(Payload):
+    to: UserId
+    ciphertext: Ciphertext
+    nonce: Nonce
+
+
+class SendMessage(Payload):
+    """Direct: ``{id, to, ciphertext, nonce}``; band: ``{id, band, envelopes}``."""
+
+    id: MessageId
+    to: UserId | None = None
+    ciphertext: Ciphertext | None = None
+    nonce: Nonce | None = None
+    band: BandId | None = None
+    envelopes: list[BandEnvelope] | None = Field(
+        default=None, min_length=1, max_length=MAX_ENVELOPES
+    )
+
+    @model_validator(mode="after")
+    def one_shape(self) -> SendMessage:
+        direct = self.to is not None
+        if direct == (self.band is not None):
+            raise PydanticCustomError("shape", "give either 'to' or 'band'")
+        if direct and (self.ciphertext is None or self.nonce is None or self.envelopes):
+            raise PydanticCustomError(
+                "shape", "a direct message has 'ciphertext' and 'nonce', no 'envelopes'"
+            )
+        if not direct and (self.envelopes is None or self.ciphertext or self.nonce):
+            raise PydanticCustomError(
+                "shape", "a band message has 'envelopes', no top-level 'ciphertext'"
+            )
+        return self
+
+
+class SyncMessages(Payload):
+    after: int = Field(ge=0, le=2**62)
+    limit: int | None = Field(default=None, ge=1, le=1000)
+
+
+class MarkMessages(Payload):
+    ids: list[MessageId] = Field(min_length=1, max_length=MAX_IDS_PER_RECEIPT)
+
 
 events = EventTable()
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from handlers.connections import MAX_WATCHED_USERS
-from handlers.events import Ack, EventContext, EventTable, ok
-from handlers.payloads import PresenceUsers
+from pydantic import Field
+
+from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from handlers.registry import MAX_WATCHED_USERS
 from hub.errors import TooLarge
+from hub.protocol.fields import (
+    MAX_PRESENCE_USERS,
+    UserId,
+)
+
+
+class PresenceUsers(Payload):
+    users: list[UserId] = Field(min_length=1, max_length=MAX_PRESENCE_USERS)
+
 
 events = EventTable()
 

@@ -14,7 +14,7 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from handlers.connections import ConnectionRegistry
+from handlers.registry import ConnectionRegistry
 from hub.clock import Clock
 from hub.fanout import Delivery, NodeBus, NodeDirectory, PresenceChange
 from hub.metrics import HubMetrics

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
-from handlers.events import Ack, EventContext, EventTable, ok
-from handlers.payloads import Typing
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from hub.protocol.fields import (
+    BandId,
+    UserId,
+)
+
+
+class Typing(Payload):
+    to: UserId | None = None
+    band: BandId | None = None
+    state: Literal["start", "stop"]
+
+    @model_validator(mode="after")
+    def one_target(self) -> Typing:
+        if (self.to is None) == (self.band is None):
+            raise PydanticCustomError("shape", "give either 'to' or 'band'")
+        return self
+
 
 events = EventTable()
 

@@ -19,31 +19,35 @@ import socketio
 from aiohttp import web
 
 from handlers import calls as call_events
-from handlers import connection, messages, presence_events, typing_events
-from handlers.backpressure import drop_slow_consumers
-from handlers.connection import SocketLifecycle
-from handlers.connections import ConnectionRegistry
-from handlers.events import ClientPacket, EventDispatcher
+from handlers import messages, presence_events, typing_events
+from handlers import session as connection
+from handlers.dispatch import ClientPacket, EventDispatcher
+from handlers.engineio_internals import (
+    drop_slow_consumers,
+    drop_transport,
+    use_uncompressed_websockets,
+)
+from handlers.registry import ConnectionRegistry
+from handlers.session import SocketLifecycle
 from handlers.socket_fanout import SocketFanout
-from handlers.websocket import drop_transport, use_uncompressed_websockets
-from hub.accounts import AccountService, LoginLimits
-from hub.bands import BandService, derive_calendar_key
-from hub.calls import CallService
+from hub.accounts.passwords import PasswordHasher
+from hub.accounts.service import AccountService, LoginLimits
+from hub.accounts.tokens import TokenService
+from hub.bands.gigs import GigService
+from hub.bands.service import BandService, derive_calendar_key
+from hub.calls.livekit import LiveKitInstances
+from hub.calls.rooms import RoomAccess
+from hub.calls.service import CallService
 from hub.clock import Clock, wall_clock_ms
-from hub.gigs import GigService
-from hub.livekit import LiveKitInstances
-from hub.messaging import MessagingService
+from hub.messaging.service import MessagingService
+from hub.messaging.typing import TypingService
 from hub.metrics import HubMetrics
-from hub.passwords import PasswordHasher
-from hub.payment_gateways import PaymentGateways
-from hub.payments import PaymentService
-from hub.presence import PresenceService
+from hub.payments.gateways import PaymentGateways
+from hub.payments.service import PaymentService
+from hub.presence.service import PresenceService
 from hub.rate_limits import SharedLimiter, WindowLimit
-from hub.rooms import RoomAccess
 from hub.services import Services
 from hub.settings import Settings
-from hub.tokens import TokenService
-from hub.typing_indicators import TypingService
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
@@ -55,20 +59,20 @@ from rest import payments as rest_payments
 from rest.http import error_middleware, security_headers
 from rest.keys import API_LIMIT, API_LIMITER, HEALTH_CHECK, OPENAPI_DOCUMENT, SERVICES
 from rest.spec import openapi_document
-from storage.bands import BandStore, MembershipStore
-from storage.calls import CallHistoryStore
-from storage.db import apply_migrations, open_pool
-from storage.gigs import GigStore
-from storage.messages import MessageStore
-from storage.payments import PaymentStore
-from storage.redis_bus import RedisNodeBus
-from storage.redis_calls import RedisCallStore
-from storage.redis_challenges import RedisChallengeStore
-from storage.redis_client import open_redis
-from storage.redis_keys import RedisKeys
-from storage.redis_presence import RedisDeviceRegistry
-from storage.redis_rate_limits import RedisRateWindows
-from storage.users import BiometricKeyStore, RefreshTokenStore, UserStore
+from storage.redis.bus import RedisNodeBus
+from storage.redis.calls import RedisCallStore
+from storage.redis.challenges import RedisChallengeStore
+from storage.redis.client import open_redis
+from storage.redis.keys import RedisKeys
+from storage.redis.presence import RedisDeviceRegistry
+from storage.redis.rate_limits import RedisRateWindows
+from storage.sql.bands import BandStore, MembershipStore
+from storage.sql.calls import CallHistoryStore
+from storage.sql.db import apply_migrations, open_pool
+from storage.sql.gigs import GigStore
+from storage.sql.messages import MessageStore
+from storage.sql.payments import PaymentStore
+from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserStore
 
 log = logging.getLogger(__name__)
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.accounts import AccountService
-from hub.bands import BandService
-from hub.calls import CallService
+from hub.accounts.service import AccountService
+from hub.accounts.tokens import TokenService
+from hub.bands.gigs import GigService
+from hub.bands.service import BandService
+from hub.calls.livekit import LiveKitInstances
+from hub.calls.rooms import RoomAccess
+from hub.calls.service import CallService
 from hub.clock import Clock
-from hub.gigs import GigService
-from hub.livekit import LiveKitInstances
-from hub.messaging import MessagingService
+from hub.messaging.service import MessagingService
+from hub.messaging.typing import TypingService
 from hub.metrics import HubMetrics
-from hub.payments import PaymentService
-from hub.presence import PresenceService
-from hub.rooms import RoomAccess
+from hub.payments.service import PaymentService
+from hub.presence.service import PresenceService
 from hub.settings import Settings
-from hub.tokens import TokenService
-from hub.typing_indicators import TypingService
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,23 +2,74 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Annotated
 
-from hub.errors import InvalidPayload
-from hub.fields import parse_uuid
-from rest.bodies import (
-    BiometricChallengeRequest,
-    BiometricLogin,
-    Login,
-    Logout,
-    Refresh,
-    Register,
-    RegisterBiometricKey,
+from aiohttp import web
+from pydantic import (
+    BeforeValidator,
+    EmailStr,
+    Field,
+    field_validator,
 )
-from rest.http import client_ip, current_user, json_response, read_body
+
+from hub.accounts.passwords import MAX_PASSWORD_BYTES
+from hub.accounts.views import BiometricChallengeView, BiometricKeyView, SessionView
+from hub.errors import InvalidPayload
+from hub.protocol.fields import (
+    PublicKey,
+    Signature,
+    display_name,
+    parse_uuid,
+)
+from rest.http import Body, client_ip, current_user, json_response, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import BiometricChallengeView, BiometricKeyView, SessionView
+
+
+class Register(Body):
+    email: EmailStr = Field(max_length=254)
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES)
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("password")
+    @classmethod
+    def fits_bcrypt(cls, value: str) -> str:
+        if len(value.encode()) > MAX_PASSWORD_BYTES:
+            raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        return display_name(value)
+
+
+class Login(Body):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES * 4)
+
+
+class Refresh(Body):
+    refreshToken: str = Field(min_length=1, max_length=4096)
+
+
+class Logout(Body):
+    refreshToken: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class RegisterBiometricKey(Body):
+    publicKey: PublicKey
+    deviceName: str = Field(min_length=1, max_length=100)
+
+
+class BiometricChallengeRequest(Body):
+    keyId: Annotated[str, BeforeValidator(parse_uuid)]
+
+
+class BiometricLogin(Body):
+    challengeId: Annotated[str, BeforeValidator(parse_uuid)]
+    signature: Signature
+
 
 routes = ApiRoutes("auth")
 

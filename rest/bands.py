@@ -6,17 +6,83 @@ the role for an action gets 403 (rules in ``hub/bands.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import (
+    Field,
+    field_validator,
+)
 
-from hub.bands import BandRecord, band_payload, may_manage
+from hub.bands.service import BandRecord, band_payload, may_manage
+from hub.bands.views import BandPage, BandView
+from hub.protocol.fields import (
+    BandRole,
+    Uuid,
+    display_name,
+    never_null,
+    optional_text,
+    required_text,
+)
 from hub.services import Services
-from rest.bodies import AddMember, BandListQuery, CalendarQuery, ChangeRole, CreateBand, UpdateBand
-from rest.http import current_user, json_response, path_uuid, read_body, read_query
+from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import BandPage, BandView
+
+
+class CreateBand(Body):
+    name: str = Field(min_length=1, max_length=100)
+    genre: str | None = Field(default=None, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def name_not_blank(cls, value: str) -> str:
+        return display_name(value)
+
+    @field_validator("genre")
+    @classmethod
+    def genre_trimmed(cls, value: str | None) -> str | None:
+        return optional_text(value)
+
+
+class UpdateBand(Body):
+    """Only the fields sent change; ``genre: null`` clears the genre."""
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=100, json_schema_extra=never_null
+    )
+    genre: str | None = Field(default=None, max_length=50)
+
+    @field_validator("name")
+    @classmethod
+    def name_not_blank(cls, value: str | None) -> str:
+        return required_text(value)
+
+    @field_validator("genre")
+    @classmethod
+    def genre_trimmed(cls, value: str | None) -> str | None:
+        return optional_text(value)
+
+
+class AddMember(Body):
+    userId: Uuid
+    role: Literal["admin", "member"] = "member"
+
+
+class ChangeRole(Body):
+    """``owner`` hands ownership over (only the owner may); the old owner becomes an admin."""
+
+    role: BandRole
+
+
+class BandListQuery(Query):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, min_length=1, max_length=512)
+
+
+class CalendarQuery(Query):
+    token: str = Field(min_length=1, max_length=128)
+
 
 routes = ApiRoutes("bands")
 

@@ -7,13 +7,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
-from hub.call_rules import Outcome
-from hub.fields import CallMedia, LiveKitInstanceName
-from rest.bodies import Query
-from rest.http import current_user, json_response, read_query
+from hub.calls.rules import Outcome
+from hub.protocol.fields import CallMedia, LiveKitInstanceName
+from hub.protocol.models import View
+from rest.http import Query, current_user, json_response, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import View
 
 routes = ApiRoutes("calls")
 

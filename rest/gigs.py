@@ -3,14 +3,89 @@ admins create and change them, and move their status (``hub/gigs.py``)."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
 
-from hub.gigs import GigDetails, GigFilter, gig_payload
-from rest.bodies import CreateGig, GigListQuery, SetGigStatus, UpdateGig
-from rest.http import current_user, json_response, path_uuid, read_body, read_query
+from aiohttp import web
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from hub.bands.gigs import GigDetails, GigFilter, gig_payload
+from hub.bands.views import GigPage, GigView
+from hub.protocol.fields import (
+    ClockTime,
+    Currency,
+    FeeAmount,
+    GigStatusName,
+    IsoDate,
+    Uuid,
+    never_null,
+    optional_text,
+    required_text,
+)
+from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import GigPage, GigView
+
+
+class GigFields(Body):
+    """What both creating and changing a gig may carry."""
+
+    # Absent means "unchanged"; null is refused for these (and kept out of their schema).
+    venueName: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra=never_null
+    )
+    date: IsoDate | None = Field(default=None, json_schema_extra=never_null)
+    startTime: ClockTime | None = None
+    endTime: ClockTime | None = None
+    feeAmount: FeeAmount | None = Field(default=None, json_schema_extra=never_null)
+    currency: Currency | None = Field(default=None, json_schema_extra=never_null)
+    locationAddress: str | None = Field(default=None, max_length=500)
+    notes: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("venueName")
+    @classmethod
+    def venue_not_blank(cls, value: str | None) -> str:
+        return required_text(value)
+
+    @field_validator("date", "feeAmount", "currency")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @field_validator("locationAddress", "notes")
+    @classmethod
+    def text_trimmed(cls, value: str | None) -> str | None:
+        return optional_text(value)
+
+
+class CreateGig(GigFields):
+    bandId: Uuid
+    venueName: str = Field(min_length=1, max_length=200)
+    date: IsoDate
+    feeAmount: FeeAmount = 0
+    currency: Currency = "EUR"
+
+
+class UpdateGig(GigFields):
+    """Only the fields sent change; null clears startTime, endTime, locationAddress, notes."""
+
+
+class SetGigStatus(Body):
+    status: GigStatusName
+
+
+class GigListQuery(Query):
+    bandId: Uuid | None = None
+    date_from: IsoDate | None = Field(default=None, alias="from", description="inclusive")
+    to: IsoDate | None = Field(default=None, description="inclusive")
+    status: GigStatusName | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, min_length=1, max_length=512)
+
 
 routes = ApiRoutes("gigs")
 

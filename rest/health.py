@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.protocol.models import View
 from rest.http import json_response
 from rest.keys import HEALTH_CHECK, SERVICES
 from rest.spec import ApiRoutes
-from rest.views import HealthView
+
+
+class HealthView(View):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, bool]
+
 
 routes = ApiRoutes("operations")
 

@@ -11,6 +11,10 @@ import orjson
 import pydantic
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+)
 from pydantic_core import PydanticCustomError
 
 from hub.errors import (
@@ -23,8 +27,21 @@ from hub.errors import (
     UpstreamUnavailable,
     upstream_failures,
 )
-from hub.fields import parse_uuid
+from hub.protocol.fields import (
+    parse_uuid,
+)
 from rest.keys import API_LIMIT, API_LIMITER, SERVICES
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Query(BaseModel):
+    """Query strings are text: numbers are parsed (lax), unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,11 @@ from aiohttp import web
 from pydantic import BeforeValidator, Field
 
 from hub.errors import NotAuthenticated
-from hub.fields import MAX_ROOM_NAME, LiveKitInstanceName, parse_uuid
-from rest.bodies import Body
-from rest.http import MAX_BODY_BYTES, current_user, json_response, read_body
+from hub.protocol.fields import MAX_ROOM_NAME, LiveKitInstanceName, parse_uuid
+from hub.protocol.models import View
+from rest.http import MAX_BODY_BYTES, Body, current_user, json_response, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import View
 
 routes = ApiRoutes("livekit")
 

@@ -5,17 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import (
+    Field,
+)
 from pydantic_core import PydanticCustomError
 
 from hub.errors import InvalidPayload
-from hub.fields import parse_uuid
-from hub.message_views import copy_payload
-from hub.messaging import Sender
-from rest.bodies import PageQuery, SendMessageBody
-from rest.http import current_user, json_response, read_body, read_query
+from hub.messaging.service import Sender
+from hub.messaging.views import (
+    ConversationPage,
+    MessagePage,
+    ReadMarkView,
+    SentMessageView,
+    copy_payload,
+)
+from hub.protocol.fields import (
+    Ciphertext,
+    MessageId,
+    Nonce,
+    UserId,
+    parse_uuid,
+)
+from rest.http import Body, Query, current_user, json_response, read_body, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import ConversationPage, MessagePage, ReadMarkView, SentMessageView
+
+
+class SendMessageBody(Body):
+    id: MessageId
+    to: UserId
+    ciphertext: Ciphertext
+    nonce: Nonce
+
+
+class PageQuery(Query):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: int | None = Field(default=None, ge=0)
+
 
 routes = ApiRoutes("messages")
 

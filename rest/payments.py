@@ -12,22 +12,30 @@ import re
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
 from hub.errors import InvalidPayload
-from hub.fields import parse_uuid
-from hub.payments import (
+from hub.payments.service import (
     MAX_PAYMENT_AMOUNT,
     MAX_SPLIT_SHARES,
     PaymentAnswer,
     PaymentRequest,
     Share,
 )
-from rest.bodies import Body, Query
-from rest.http import current_user, json_response, path_uuid, read_body, read_form, read_query
+from hub.protocol.fields import Currency, Uuid
+from hub.protocol.models import View
+from rest.http import (
+    Body,
+    Query,
+    current_user,
+    json_response,
+    path_uuid,
+    read_body,
+    read_form,
+    read_query,
+)
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import View
 
 routes = ApiRoutes("payments")
 
@@ -35,9 +43,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 200  # with the user id in front, within Stripe's 255
 _IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}$")
 
-Uuid = Annotated[str, BeforeValidator(parse_uuid)]
 Amount = Annotated[int, Field(gt=0, le=MAX_PAYMENT_AMOUNT)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 class PayBody(Body):

@@ -5,15 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import (
+    Field,
+    field_validator,
+)
 
-from hub.accounts import Profile
+from hub.accounts.service import Profile
+from hub.accounts.views import ProfileView, PublicKeyView
 from hub.errors import InvalidPayload
-from hub.fields import parse_uuid
-from rest.bodies import SetPublicKey, UpdateProfile
-from rest.http import current_user, json_response, read_body
+from hub.protocol.fields import (
+    PublicKey,
+    display_name,
+    parse_uuid,
+)
+from rest.http import Body, current_user, json_response, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
-from rest.views import ProfileView, PublicKeyView
+
+
+class UpdateProfile(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @field_validator("name")
+    @classmethod
+    def not_blank(cls, value: str | None) -> str | None:
+        # Same rule as at registration, so an update cannot blank a name out.
+        return None if value is None else display_name(value)
+
+
+class SetPublicKey(Body):
+    publicKey: PublicKey
+
 
 routes = ApiRoutes("users")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest.views import BandView, GigView
+from hub.bands.views import BandView, GigView
 from tests.support import Account, Api
 
 

@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from storage.db import apply_migrations
 from storage.embedded import EmbeddedPostgres, EmbeddedRedis
+from storage.sql.db import apply_migrations
 from tests.support import HubNode, start_hub_node
 
 

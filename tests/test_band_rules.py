@@ -10,13 +10,13 @@ import itertools
 import pytest
 from icalendar import Calendar
 
-from hub.bands import check_removal, plan_role_change
-from hub.calendar_feed import render_calendar
+from hub.bands.calendar import render_calendar
+from hub.bands.gigs import GIG_STATUSES, next_status
+from hub.bands.service import check_removal, plan_role_change
 from hub.errors import Conflict, Forbidden, InvalidPayload
-from hub.gigs import GIG_STATUSES, next_status
-from hub.paging import decode_cursor, encode_cursor, page_of
+from hub.protocol.cursors import decode_cursor, encode_cursor, page_of
 from hub.settings import Settings, SettingsError
-from storage.gigs import GigDetails, GigRow
+from storage.sql.gigs import GigDetails, GigRow
 
 LEGAL_MOVES = {
     ("inquiry", "confirmed"),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rest.views import BandPage, BandUpdatedEvent, BandView
+from hub.bands.views import BandPage, BandUpdatedEvent, BandView
 from tests.band_helpers import create_band, roles
 from tests.support import Account, Api, Phone, seal
 

@@ -8,9 +8,9 @@ import jwt
 import pytest
 from livekit.api import TokenVerifier
 
-from hub.call_rules import CallState, Notice, Transition, advance, new_call
+from hub.calls.livekit import InstanceNotConfigured, LiveKitInstances, parse_room
+from hub.calls.rules import CallState, Notice, Transition, advance, new_call
 from hub.errors import Conflict, Forbidden, NotFound
-from hub.livekit import InstanceNotConfigured, LiveKitInstances, parse_room
 from hub.settings import LiveKitInstanceConfig, Settings, SettingsError
 
 CALLER, BOB, CAROL, DAVE, EVE = "caller", "bob", "carol", "dave", "eve"

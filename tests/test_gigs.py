@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rest.views import GigPage, GigUpdatedEvent, GigView
+from hub.bands.views import GigPage, GigUpdatedEvent, GigView
 from tests.band_helpers import create_band, create_gig
 from tests.support import Account, Api, Phone
 

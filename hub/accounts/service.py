@@ -1,0 +1,235 @@
+"""Accounts: registration, login, token rotation, biometric login, profiles and public keys."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import nacl.exceptions
+import nacl.signing
+
+from hub.accounts.passwords import PasswordHasher
+from hub.accounts.tokens import TokenService, refresh_token_digest
+from hub.clock import Clock
+from hub.errors import Conflict, Forbidden, InvalidPayload, NotAuthenticated, NotFound
+from hub.fanout import Delivery, Fanout
+from hub.rate_limits import SharedLimiter, WindowLimit
+from storage.sql.bands import MembershipStore
+from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserRow, UserStore
+
+Profile = UserRow  # what the transports may name: a user as the accounts service returns it
+
+
+class ChallengeStore(Protocol):
+    """Single-use biometric challenges with a time to live."""
+
+    async def put(self, challenge_id: str, value: str, ttl_seconds: int) -> None: ...
+
+    async def take(self, challenge_id: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    access_token: str
+    refresh_token: str
+    access_expires_at: int
+    user: UserRow | None
+
+    def as_payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "accessToken": self.access_token,
+            "refreshToken": self.refresh_token,
+            "expiresAt": self.access_expires_at,
+        }
+        if self.user is not None:
+            body["user"] = public_user(self.user)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class BiometricChallenge:
+    challenge_id: str
+    challenge: str
+    expires_at: int
+
+
+def public_user(user: UserRow) -> dict[str, Any]:
+    """The profile as others may see it: never the password hash or tokens."""
+    return {"id": user.id, "email": user.email, "name": user.name}
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    per_ip: WindowLimit
+    per_account: WindowLimit
+
+
+class AccountService:
+    def __init__(
+        self,
+        *,
+        users: UserStore,
+        refresh_tokens: RefreshTokenStore,
+        biometric_keys: BiometricKeyStore,
+        memberships: MembershipStore,
+        challenges: ChallengeStore,
+        tokens: TokenService,
+        passwords: PasswordHasher,
+        limiter: SharedLimiter,
+        login_limits: LoginLimits,
+        fanout: Fanout,
+        clock: Clock,
+        challenge_seconds: int,
+    ) -> None:
+        self._users = users
+        self._refresh = refresh_tokens
+        self._biometric = biometric_keys
+        self._memberships = memberships
+        self._challenges = challenges
+        self._tokens = tokens
+        self._passwords = passwords
+        self._limiter = limiter
+        self._login_limits = login_limits
+        self._fanout = fanout
+        self._clock = clock
+        self._challenge_seconds = challenge_seconds
+
+    async def _open_session(self, user_id: str, user: UserRow | None) -> Session:
+        family = str(uuid.uuid4())
+        access = self._tokens.mint_access(user_id)
+        refresh = self._tokens.mint_refresh(user_id, family)
+        await self._refresh.add(
+            refresh_token_digest(refresh.token),
+            family,
+            user_id,
+            refresh.expires_at_ms,
+            self._clock(),
+        )
+        return Session(access.token, refresh.token, access.expires_at_ms, user)
+
+    async def register(self, *, email: str, password: str, name: str) -> Session:
+        password_hash = await self._passwords.hash(password)
+        user = await self._users.create(email, password_hash, name)
+        if user is None:
+            raise Conflict("an account with this email already exists")
+        return await self._open_session(user.id, user)
+
+    async def login(self, *, email: str, password: str, client_ip: str) -> Session:
+        await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
+        account_key = email.lower()
+        await self._limiter.check(self._login_limits.per_account, account_key, "login attempts")
+        credentials = await self._users.credentials_by_email(email)
+        ok = await self._passwords.verify(
+            password, credentials.password_hash if credentials else None
+        )
+        if not ok or credentials is None:
+            raise NotAuthenticated("wrong email or password")
+        await self._limiter.reset(self._login_limits.per_account, account_key)
+        user = await self._users.get(credentials.id)
+        return await self._open_session(credentials.id, user)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        claims = self._tokens.verify_refresh(refresh_token)
+        new_refresh = self._tokens.mint_refresh(claims.user_id, claims.family_id)
+        outcome, _ = await self._refresh.rotate(
+            refresh_token_digest(refresh_token),
+            refresh_token_digest(new_refresh.token),
+            new_refresh.expires_at_ms,
+            self._clock(),
+        )
+        if outcome == "reused":
+            raise NotAuthenticated(
+                "this refresh token was already used; every session of its login is now closed",
+                details={"reason": "token_reused"},
+            )
+        if outcome != "rotated":
+            raise NotAuthenticated("the refresh token is not valid", details={"reason": outcome})
+        access = self._tokens.mint_access(claims.user_id)
+        return Session(access.token, new_refresh.token, access.expires_at_ms, None)
+
+    async def logout(self, user_id: str, refresh_token: str | None) -> None:
+        """Close the login that ``refresh_token`` belongs to, or every login without it."""
+        now = self._clock()
+        if refresh_token is None:
+            await self._refresh.revoke_all(user_id, now)
+            return
+        if not await self._refresh.revoke_family_of(
+            refresh_token_digest(refresh_token), user_id, now
+        ):
+            raise NotFound("no such session for this user")
+
+    # Biometric login: the phone keeps an Ed25519 key that the biometric unlocks; the hub
+    # only ever sees the verify key and signatures over its own single-use challenges.
+
+    async def register_biometric_key(
+        self, user_id: str, verify_key: bytes, device_name: str
+    ) -> str:
+        try:
+            nacl.signing.VerifyKey(verify_key)
+        except (nacl.exceptions.CryptoError, ValueError, TypeError):
+            raise InvalidPayload("not an Ed25519 public key") from None
+        key_id = await self._biometric.add(user_id, verify_key, device_name, self._clock())
+        if key_id is None:
+            raise Conflict("this key is already registered")
+        return key_id
+
+    async def remove_biometric_key(self, user_id: str, key_id: str) -> None:
+        if not await self._biometric.delete(key_id, user_id):
+            raise NotFound("no such biometric key")
+
+    async def biometric_challenge(self, key_id: str) -> BiometricChallenge:
+        challenge = base64.b64encode(secrets.token_bytes(32)).decode()
+        challenge_id = str(uuid.uuid4())
+        await self._challenges.put(challenge_id, f"{key_id}:{challenge}", self._challenge_seconds)
+        return BiometricChallenge(
+            challenge_id, challenge, self._clock() + self._challenge_seconds * 1000
+        )
+
+    async def biometric_login(self, challenge_id: str, signature: bytes, client_ip: str) -> Session:
+        await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
+        stored = await self._challenges.take(challenge_id)
+        if stored is None:
+            raise NotAuthenticated("unknown or expired challenge", details={"reason": "challenge"})
+        key_id, challenge = stored.split(":", 1)
+        key = await self._biometric.get(key_id)
+        if key is None:
+            raise NotAuthenticated("this biometric key is no longer registered")
+        try:
+            nacl.signing.VerifyKey(key.public_key).verify(base64.b64decode(challenge), signature)
+        except nacl.exceptions.BadSignatureError:
+            raise NotAuthenticated("the signature does not match") from None
+        await self._biometric.touch(key_id, self._clock())
+        user = await self._users.get(key.user_id)
+        return await self._open_session(key.user_id, user)
+
+    # Profiles and public keys.
+
+    async def profile(self, user_id: str) -> UserRow:
+        user = await self._users.get(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def update_profile(self, actor_id: str, user_id: str, *, name: str | None) -> UserRow:
+        if actor_id != user_id:
+            raise Forbidden("only the owner may change a profile")
+        user = await self._users.update_profile(user_id, name=name)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def set_public_key(self, actor_id: str, user_id: str, public_key: bytes) -> UserRow:
+        """Store the key and tell everyone who shares a band or conversation with the owner."""
+        if actor_id != user_id:
+            raise Forbidden("only the owner may change a public key")
+        encoded = base64.b64encode(public_key).decode()
+        user = await self._users.set_public_key(user_id, encoded, self._clock())
+        if user is None:
+            raise NotFound("no such user")
+        contacts = await self._memberships.contacts(user_id)
+        event = {"userId": user_id, "publicKey": encoded, "ts": user.public_key_at}
+        await self._fanout.deliver([Delivery(c, "keys:changed", event) for c in contacts])
+        return user

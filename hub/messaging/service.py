@@ -1,0 +1,209 @@
+"""End-to-end-encrypted messages: send (direct and band), catch-up, history and receipts.
+
+The hub handles only ciphertext and nonces. A send is committed before it is acknowledged,
+and delivered only after the commit, so an acked message is always in PostgreSQL. Each user
+gets their own gapless ``seq`` so a device can spot and fill gaps with ``sync``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.clock import Clock
+from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.fanout import Delivery, Fanout
+from hub.messaging.send_queue import SendQueue
+from hub.messaging.views import copy_payload
+from storage.sql.bands import MembershipStore
+from storage.sql.messages import (
+    ConversationSummary,
+    CopyToStore,
+    MessageStore,
+    MissingUser,
+    NewMessage,
+    StoredMessage,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends: the user, and the connection to leave out of the echo (None for REST)."""
+
+    user_id: str
+    device_id: str
+    conn_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    to: str
+    ciphertext: bytes
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    messages: list[dict[str, Any]]
+    more: bool
+
+
+SYNC_PAGE_BYTES = 1024 * 1024
+
+
+class MessagingService:
+    def __init__(
+        self,
+        *,
+        messages: MessageStore,
+        memberships: MembershipStore,
+        fanout: Fanout,
+        clock: Clock,
+        sync_page_limit: int,
+    ) -> None:
+        self._messages = messages
+        self._memberships = memberships
+        self._fanout = fanout
+        self._clock = clock
+        self._sync_page_limit = sync_page_limit
+        self._send_queue = SendQueue(messages, fanout)
+
+    async def send_direct(
+        self, sender: Sender, message_id: str, to: str, ciphertext: bytes, nonce: bytes
+    ) -> StoredMessage:
+        if to == sender.user_id:
+            raise InvalidPayload("a direct message goes to another user")
+        copies = [
+            CopyToStore(to, sender.user_id, ciphertext, nonce),
+            CopyToStore(sender.user_id, to, ciphertext, nonce),
+        ]
+        return await self._store_and_deliver(sender, message_id, to, None, copies)
+
+    async def send_band(
+        self, sender: Sender, message_id: str, band_id: str, envelopes: Sequence[Envelope]
+    ) -> StoredMessage:
+        """One envelope per other current member, exactly: nobody is silently left out."""
+        members = await self._memberships.band_member_ids(band_id)
+        if sender.user_id not in members:
+            # As on every band route: a non-member cannot tell a band from a missing one.
+            raise NotFound("no such band")
+        addressed = [e.to for e in envelopes]
+        if len(set(addressed)) != len(addressed):
+            raise InvalidPayload("one envelope per member: a member is addressed twice")
+        expected = members - {sender.user_id}
+        missing, extra = expected - set(addressed), set(addressed) - expected
+        if missing or extra:
+            raise Conflict(
+                "the envelopes do not match the band's current members",
+                details={"missing": sorted(missing), "extra": sorted(extra)},
+            )
+        copies = [CopyToStore(e.to, sender.user_id, e.ciphertext, e.nonce) for e in envelopes]
+        first = envelopes[0]
+        copies.append(CopyToStore(sender.user_id, first.to, first.ciphertext, first.nonce))
+        return await self._store_and_deliver(sender, message_id, None, band_id, copies)
+
+    async def _store_and_deliver(
+        self,
+        sender: Sender,
+        message_id: str,
+        to: str | None,
+        band_id: str | None,
+        copies: list[CopyToStore],
+    ) -> StoredMessage:
+        message = NewMessage(
+            id=message_id,
+            sender_id=sender.user_id,
+            sender_device=sender.device_id,
+            recipient_id=to,
+            band_id=band_id,
+            ts=self._clock(),
+            copies=copies,
+        )
+        try:
+            outcome = await self._send_queue.submit(message, sender.conn_id)
+        except MissingUser:
+            raise NotFound("no such recipient") from None
+        stored = outcome.message
+        if not outcome.copies and (stored.sender_id, stored.recipient_id, stored.band_id) != (
+            sender.user_id,
+            to,
+            band_id,
+        ):
+            raise Conflict("this message id is already used for another message")
+        return stored
+
+    async def sync(self, user_id: str, after: int, limit: int | None) -> SyncPage:
+        """The user's messages with ``seq > after`` in order; ``more`` if the page was cut.
+
+        A page also stops at ``SYNC_PAGE_BYTES`` of ciphertext (always holding at least one
+        message), so a phone catching up on large messages never gets a 30 MB ack.
+        """
+        page = min(limit or self._sync_page_limit, self._sync_page_limit)
+        copies = await self._messages.copies_after(user_id, after, page + 1)
+        kept: list[dict[str, Any]] = []
+        size = 0
+        for copy in copies[:page]:
+            size += len(copy.ciphertext)
+            if kept and size > SYNC_PAGE_BYTES:
+                return SyncPage(kept, True)
+            kept.append(copy_payload(copy))
+        return SyncPage(kept, len(copies) > page)
+
+    async def conversations(self, user_id: str, limit: int) -> list[ConversationSummary]:
+        return await self._messages.conversations(user_id, limit)
+
+    async def history(
+        self, user_id: str, conversation_id: str, before_seq: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of one conversation, newest first, and the cursor for the older page."""
+        before = before_seq if before_seq is not None else 2**62
+        copies = await self._messages.conversation_before(
+            user_id, conversation_id, before, limit + 1
+        )
+        page = copies[:limit]
+        cursor = page[-1].seq if len(copies) > limit else None
+        return [copy_payload(c) for c in page], cursor
+
+    async def mark(
+        self, reader_id: str, reader_conn: str | None, message_ids: list[str], status: str
+    ) -> int:
+        """Record delivered/read for messages the reader received, and tell the senders'
+        devices and the reader's other devices. Returns the time recorded."""
+        ids = list(dict.fromkeys(message_ids))
+        now = self._clock()
+        received, changes = await self._messages.mark_received(
+            reader_id, ids, status=status, now_ms=now
+        )
+        foreign = [i for i in ids if i not in received]
+        if foreign:
+            raise Forbidden("only a recipient can mark a message", details={"ids": foreign[:50]})
+        if not changes:
+            return now
+        by_sender: dict[str, list[str]] = defaultdict(list)
+        for change in changes:
+            by_sender[change.sender_id].append(change.message_id)
+        deliveries = [
+            Delivery(
+                sender_id,
+                "message:receipt",
+                {"ids": sent_ids, "by": reader_id, "status": status, "ts": now},
+            )
+            for sender_id, sent_ids in by_sender.items()
+        ]
+        deliveries.append(
+            Delivery(
+                reader_id,
+                "message:receipt",
+                {
+                    "ids": [c.message_id for c in changes],
+                    "by": reader_id,
+                    "status": status,
+                    "ts": now,
+                },
+                reader_conn,
+            )
+        )
+        await self._fanout.deliver(deliveries)
+        return now
