@@ -17,7 +17,11 @@ from typing import Any
 
 import aiohttp
 import nacl.public
+import pydantic
 import socketio
+
+import hub.app  # noqa: F401  (loads every views module, so PUSHED_EVENTS is complete)
+from hub.protocol.models import PUSHED_EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -165,10 +169,15 @@ class Phone:
         self.device = device
         self.client = socketio.AsyncClient(reconnection=False)
         self._queues: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.misshapen: list[str] = []
         self.client.on("*", self._record)
 
     async def _record(self, event: str, *args: Any) -> None:
-        await self._queues[event].put(args[0] if args else None)
+        payload = args[0] if args else None
+        problem = shape_problem(event, payload)
+        if problem is not None:
+            self.misshapen.append(problem)
+        await self._queues[event].put(payload)
 
     async def connect(self, url: str, token: str | None = None) -> Phone:
         await self.client.connect(
@@ -183,7 +192,9 @@ class Phone:
         return await self.client.call(event, payload, timeout=timeout)
 
     async def next(self, event: str, timeout: float = 5) -> Any:
-        return await asyncio.wait_for(self._queues[event].get(), timeout)
+        payload = await asyncio.wait_for(self._queues[event].get(), timeout)
+        assert not self.misshapen, self.misshapen
+        return payload
 
     def pending(self, event: str) -> int:
         return self._queues[event].qsize()
@@ -191,6 +202,19 @@ class Phone:
     async def close(self) -> None:
         if self.client.connected:
             await self.client.disconnect()
+        assert not self.misshapen, self.misshapen
+
+
+def shape_problem(event: str, payload: Any) -> str | None:
+    """Why a pushed event does not match its model in ``PUSHED_EVENTS``, or None."""
+    model = PUSHED_EVENTS.get(event)
+    if model is None:
+        return f"{event}: the hub pushed an event that has no model (hub.protocol.models.pushed)"
+    try:
+        model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        return f"{event}: {exc.errors(include_url=False)[:3]} in {payload!r:.300}"
+    return None
 
 
 def seal(sender: Account, recipient: Account, text: str) -> dict[str, str]:
