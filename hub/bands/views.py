@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from hub.protocol.fields import GigStatusName
-from hub.protocol.models import View
+from hub.protocol.models import View, pushed
 
 
 class MemberView(View):
@@ -52,6 +52,7 @@ class GigPage(View):
     nextCursor: str | None
 
 
+@pushed("band:updated")
 class BandUpdatedEvent(View):
     """The ``band:updated`` push."""
 
@@ -62,6 +63,7 @@ class BandUpdatedEvent(View):
     userId: str | None = Field(default=None, description="the member a member change is about")
 
 
+@pushed("gig:updated")
 class GigUpdatedEvent(View):
     """The ``gig:updated`` push."""
 
