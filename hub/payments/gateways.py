@@ -30,7 +30,8 @@ from braintree.exceptions.braintree_error import BraintreeError
 
 from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
 from hub.payments.service import ChargeRequest, GatewayEvent, GatewayFact, IntentCreated, SaleResult
-from hub.settings import BraintreeConfig, Settings, StripeConfig
+from hub.settings import BraintreeConfig, StripeConfig
+from hub.settings.sections import PaymentSettings
 
 log = logging.getLogger(__name__)
 
@@ -311,13 +312,13 @@ class PaymentGateways:
     """The gateways the settings configure (None when not), opened and closed as one pair:
     ``context`` goes in the application's ``cleanup_ctx`` ahead of the services using it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PaymentSettings) -> None:
         self._settings = settings
         self.stripe: StripePayments | None = None
         self.braintree: BraintreePayments | None = None
 
     async def context(self, _app: object) -> AsyncIterator[None]:
-        timeout = self._settings.payment_gateway_timeout_seconds
+        timeout = self._settings.gateway_timeout_seconds
         try:
             if self._settings.stripe is not None:
                 self.stripe = StripePayments(self._settings.stripe, timeout_seconds=timeout)
