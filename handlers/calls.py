@@ -7,6 +7,7 @@ from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
 from hub.calls.service import CallParty
+from hub.calls.views import accept_ack, invite_ack
 from hub.protocol.fields import BandId, CallId, CallMedia, LiveKitInstanceName, UserId
 
 
@@ -43,25 +44,12 @@ async def invite(ctx: EventContext, body: InviteCall) -> Ack:
     invitation = await ctx.services.calls.invite(
         _party(ctx), to=body.to, band=body.band, instance=body.instance, media=body.media
     )
-    call = invitation.call
-    grant = invitation.grant
-    return ok(
-        call={
-            "id": call.id,
-            "room": call.room,
-            "instance": call.instance,
-            "url": invitation.url,
-            "token": grant.token if grant else None,
-            "expiresAt": call.ring_deadline,
-            "status": "busy" if invitation.busy else "ringing",
-        }
-    )
+    return invite_ack(invitation.call, invitation.url, invitation.grant)
 
 
 @events.on("call:accept", CallAction)
 async def accept(ctx: EventContext, body: CallAction) -> Ack:
-    grant = await ctx.services.calls.accept(_party(ctx), body.call)
-    return ok(url=grant.url, room=grant.room, token=grant.token)
+    return accept_ack(await ctx.services.calls.accept(_party(ctx), body.call))
 
 
 @events.on("call:decline", CallAction)

@@ -7,14 +7,19 @@ Anything that does not verify is 401 and changes nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from aiohttp import web
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
+from hub.calls.views import (
+    LiveKitWebhookAck,
+    OpenedRoomView,
+    RoomTokenView,
+    opened_room_answer,
+    room_token_answer,
+    webhook_answer,
+)
 from hub.errors import NotAuthenticated
-from hub.protocol.fields import MAX_ROOM_NAME, LiveKitInstanceName, parse_uuid
-from hub.protocol.models import View
+from hub.protocol.fields import MAX_ROOM_NAME, BandId, LiveKitInstanceName
 from rest.http import MAX_BODY_BYTES, Body, current_user, json_response, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
@@ -29,29 +34,7 @@ class RoomTokenRequest(Body):
 
 class OpenRoomRequest(Body):
     instance: LiveKitInstanceName
-    band: Annotated[str, BeforeValidator(parse_uuid)] | None = None
-
-
-# Answers, as the OpenAPI document and the tests see them.
-
-
-class RoomTokenView(View):
-    token: str = Field(description="a LiveKit access token for the caller alone")
-    url: str = Field(description="the instance's LiveKit server")
-    room: str
-    expiresAt: int = Field(description="token expiry, ms since the epoch")
-
-
-class OpenedRoomView(View):
-    instance: LiveKitInstanceName
-    room: str
-    url: str
-    sid: str = Field(description="LiveKit's id of the room")
-
-
-class LiveKitWebhookAck(View):
-    ok: Literal[True]
-    handled: bool = Field(description="the event concerned a live call of that instance")
+    band: BandId | None = None
 
 
 @routes.post(
@@ -67,9 +50,7 @@ async def room_token(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, RoomTokenRequest)
     grant = await request.app[SERVICES].rooms.token_for(user_id, body.instance, body.room)
-    return json_response(
-        {"token": grant.token, "url": grant.url, "room": grant.room, "expiresAt": grant.expires_at}
-    )
+    return json_response(room_token_answer(grant))
 
 
 @routes.post(
@@ -84,9 +65,7 @@ async def open_room(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, OpenRoomRequest)
     opened = await request.app[SERVICES].rooms.open_room(user_id, body.instance, body.band)
-    return json_response(
-        {"instance": opened.instance, "room": opened.room, "url": opened.url, "sid": opened.sid}
-    )
+    return json_response(opened_room_answer(opened))
 
 
 @routes.post(
@@ -117,4 +96,4 @@ async def livekit_webhook(request: web.Request) -> web.Response:
     handled = await services.calls.on_livekit_event(
         instance, event.event, event.room.name, event.participant.identity
     )
-    return json_response({"ok": True, "handled": handled})
+    return json_response(webhook_answer(handled))

@@ -29,13 +29,29 @@ from livekit.api import (
 )
 from livekit.api.access_token import Claims
 
-from tests.support import Account, HubNode, free_port, start_hub_node
+from hub.calls.views import CallAcceptAck, CallInviteAck
+from hub.protocol.models import View
+from tests.support import Account, HubNode, Phone, free_port, start_hub_node
 
 MAIN_KEY, MAIN_SECRET = "main-key", "main-secret-" + "m" * 32
 CHAT_KEY, CHAT_SECRET = "chat-key", "chat-secret-" + "c" * 32
 MAIN_URL, CHAT_URL = "wss://main.livekit.test", "wss://chat.livekit.test"
 TOKEN_SECONDS = 600
 VIDEO_ON_MAIN = ["camera", "microphone", "screen_share", "screen_share_audio"]
+# The acks with a shape of their own; the others are ``{ok: true}`` or an error.
+ACK_MODELS: dict[str, type[View]] = {"call:invite": CallInviteAck, "call:accept": CallAcceptAck}
+
+
+class CallPhone(Phone):
+    """A test phone that also checks every successful ``call:invite`` and ``call:accept`` ack
+    against its model (the pushes are checked by ``Phone`` itself)."""
+
+    async def call(self, event: str, payload: Any = None, timeout: float = 10) -> Any:
+        ack = await super().call(event, payload, timeout=timeout)
+        model = ACK_MODELS.get(event)
+        if model is not None and isinstance(ack, dict) and ack.get("ok") is True:
+            model.model_validate(ack)
+        return ack
 
 
 @dataclass

@@ -1,17 +1,29 @@
-"""The call state machine as a pure function: every transition, every refusal, no servers."""
+"""The call state machine as a pure function: every transition, every refusal, no servers;
+and the shapes it sends, built by ``hub/calls/views.py``, against their models."""
 
 from __future__ import annotations
 
 import datetime
+import uuid
+from dataclasses import replace
+from typing import get_args
 
 import jwt
+import pydantic
 import pytest
 from livekit.api import TokenVerifier
 
+from hub.calls import views
 from hub.calls.livekit import InstanceNotConfigured, LiveKitInstances, parse_room
-from hub.calls.rules import CallState, Notice, Transition, advance, new_call
-from hub.errors import Conflict, Forbidden, NotFound
+from hub.calls.rules import Notice, Transition, advance, new_call
+from hub.calls.service import FIRST_PAGE, history_position, parse_history_cursor
+from hub.calls.state import CallState
+from hub.calls.views import PushedCallEvent
+from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.protocol.cursors import Page, encode_cursor, page_of
+from hub.protocol.models import PUSHED_EVENTS
 from hub.settings import LiveKitInstanceConfig, Settings, SettingsError
+from storage.sql.calls import FinishedCall
 
 CALLER, BOB, CAROL, DAVE, EVE = "caller", "bob", "carol", "dave", "eve"
 T0 = 1_000_000
@@ -69,7 +81,7 @@ def test_invite_to_someone_in_an_answered_call_ends_at_once_as_busy():
 def test_band_invite_leaves_busy_members_out_and_is_busy_only_when_all_are():
     partly = ring(BOB, CAROL, band="b1", busy=frozenset({BOB}))
     assert not partly.finished and partly.state.callees == (CAROL,)
-    assert partly.state.incoming_payload()["call"]["band"] == "b1"
+    assert views.incoming_event(partly.state)["call"]["band"] == "b1"
     everyone = ring(BOB, CAROL, band="b1", busy=frozenset({BOB, CAROL}))
     assert everyone.finished and everyone.state.outcome == "busy"
 
@@ -239,6 +251,212 @@ def test_state_survives_its_redis_fields():
     assert CallState.from_fields(state.to_fields()) == state
     ended = advance(ring(BOB).state, "cancel", CALLER, T0 + 1).state
     assert CallState.from_fields(ended.to_fields()) == ended
+
+
+def test_accepts_racing_on_one_call_one_wins_and_the_retry_is_a_conflict():
+    # Two devices accept the same ringing state; the store keeps one, and the other's
+    # transaction runs its accept again on the state the winner stored.
+    ringing = ring(BOB).state
+    first = advance(ringing, "accept", BOB, T0 + 5)
+    second = advance(ringing, "accept", BOB, T0 + 5)
+    assert first.state == second.state and first.notices == second.notices
+    with pytest.raises(Conflict):
+        advance(first.state, "accept", BOB, T0 + 6)
+
+
+def test_band_members_racing_to_accept_both_join_and_the_first_answer_counts():
+    ringing = ring(BOB, CAROL, band="b1").state
+    bob_first = advance(ringing, "accept", BOB, T0 + 5).state
+    carol_retried = advance(bob_first, "accept", CAROL, T0 + 6)
+    assert carol_retried.state.joined == {CALLER, BOB, CAROL}
+    assert carol_retried.state.answered_at == T0 + 5
+    assert sent(carol_retried)[0] == ("call:accepted", (CALLER,), False)
+    with pytest.raises(Conflict):
+        advance(carol_retried.state, "accept", CAROL, T0 + 7)
+
+
+def test_declining_twice_changes_nothing_and_after_accepting_is_a_conflict():
+    once = advance(ring(BOB, CAROL, band="b1").state, "decline", BOB, T0 + 1)
+    twice = advance(once.state, "decline", BOB, T0 + 2)
+    assert twice.state == once.state and twice.notices == ()
+    accepted = advance(ring(BOB).state, "accept", BOB, T0 + 1).state
+    with pytest.raises(Conflict):
+        advance(accepted, "decline", BOB, T0 + 2)
+
+
+def test_band_call_declined_by_all_tells_the_caller_who_was_last():
+    state = advance(ring(BOB, CAROL, band="b1").state, "decline", BOB, T0 + 1).state
+    last = advance(state, "decline", CAROL, T0 + 2)
+    ended = [n for n in last.notices if n.event == "call:ended"]
+    assert [n.payload for n in ended] == [{"call": "c1", "by": CAROL, "duration": 0}]
+    assert last.state.ended_by == CAROL and last.state.next_deadline() is None
+
+
+def test_a_ringing_member_hanging_up_declines_and_hanging_up_twice_is_harmless():
+    state = ring(BOB, CAROL, DAVE, band="b1").state
+    state = advance(state, "accept", BOB, T0 + 1).state
+    state = advance(state, "accept", CAROL, T0 + 2).state
+    dave = advance(state, "hangup", DAVE, T0 + 3)
+    assert DAVE in dave.state.declined and not dave.finished
+    assert sent(dave)[0] == ("call:declined", (CALLER,), False)
+    left = advance(dave.state, "hangup", BOB, T0 + 4).state
+    again = advance(left, "hangup", BOB, T0 + 5)
+    assert again.state == left and again.notices == ()
+
+
+def test_room_finished_while_ringing_cancels_it_for_the_caller_and_everyone_ringing():
+    state = advance(ring(BOB, CAROL, band="b1").state, "decline", BOB, T0 + 1).state
+    finished = advance(state, "room_finished", None, T0 + 2)
+    assert finished.finished and finished.state.outcome == "cancelled"
+    assert finished.state.ended_by is None
+    assert sent(finished) == [("call:cancelled", (CALLER, CAROL), False)]
+
+
+def test_room_finished_ends_an_answered_band_call_for_everyone_involved():
+    state = advance(ring(BOB, CAROL, band="b1").state, "accept", BOB, T0 + 1).state
+    finished = advance(state, "room_finished", None, T0 + 11)
+    assert finished.finished and finished.state.outcome == "answered"
+    (notice,) = finished.notices
+    assert notice.event == "call:ended" and notice.users == (BOB, CALLER, CAROL)
+    assert notice.payload == {"call": "c1", "by": None, "duration": 10}
+
+
+def test_band_call_nobody_answers_is_missed_by_the_caller_and_those_still_ringing():
+    state = advance(ring(BOB, CAROL, band="b1").state, "decline", BOB, T0 + 1).state
+    missed = advance(state, "timeout", None, T0 + RING_MS)
+    assert missed.finished and missed.state.outcome == "missed"
+    assert sent(missed) == [("call:missed", (CALLER, CAROL), False)]
+
+
+def test_reports_on_an_ended_call_or_about_strangers_change_nothing():
+    ended = advance(ring(BOB).state, "cancel", CALLER, T0 + 1).state
+    for event, actor in (("joined", BOB), ("left", BOB), ("room_finished", None)):
+        report = advance(ended, event, actor, T0 + 2)  # type: ignore[arg-type]
+        assert report.state == ended and report.notices == ()
+    active = advance(ring(BOB).state, "accept", BOB, T0 + 1).state
+    for event, actor in (("left", EVE), ("joined", EVE), ("joined", BOB), ("left", None)):
+        report = advance(active, event, actor, T0 + 2)  # type: ignore[arg-type]
+        assert report.state == active and report.notices == ()
+    ringing = ring(BOB).state
+    assert advance(ringing, "joined", CALLER, T0 + 1).state == ringing
+
+
+def _every_kind_of_transition() -> list[Transition]:
+    band = ring(BOB, CAROL, DAVE, band="b1")
+    accepted = advance(band.state, "accept", BOB, T0 + 1)
+    declined = advance(accepted.state, "decline", CAROL, T0 + 2)
+    rung_out = advance(declined.state, "timeout", None, T0 + RING_MS)
+    left = advance(rung_out.state, "hangup", BOB, T0 + RING_MS + 1)
+    ended = advance(left.state, "hangup", CALLER, T0 + RING_MS + 2)
+    direct = ring(BOB).state
+    return [
+        band,
+        accepted,
+        declined,
+        rung_out,
+        left,
+        ended,
+        ring(BOB, busy=frozenset({BOB})),
+        advance(direct, "cancel", CALLER, T0 + 1),
+        advance(direct, "decline", BOB, T0 + 1),
+        advance(direct, "timeout", None, T0 + RING_MS),
+        advance(direct, "room_finished", None, T0 + 1),
+        advance(advance(direct, "accept", BOB, T0 + 1).state, "timeout", None, T0 + 1 + MAX_MS),
+    ]
+
+
+def test_every_notice_the_machine_sends_matches_its_pushed_model():
+    notices = [n for t in _every_kind_of_transition() for n in t.notices]
+    assert {n.event for n in notices} == set(get_args(PushedCallEvent))
+    for notice in notices:
+        model = PUSHED_EVENTS[notice.event]
+        assert model.__module__ == "hub.calls.views"
+        model.model_validate(notice.payload)
+
+
+def test_every_pushed_call_event_has_its_own_model():
+    models = [PUSHED_EVENTS[name] for name in get_args(PushedCallEvent)]
+    assert len(set(models)) == len(models)
+    with pytest.raises(pydantic.ValidationError):
+        PUSHED_EVENTS["call:ended"].model_validate({"call": "c1", "by": None})
+    with pytest.raises(pydantic.ValidationError):
+        PUSHED_EVENTS["call:missed"].model_validate({"call": "c1", "extra": 1})
+
+
+def test_invite_ack_carries_the_callers_token_or_none_when_busy():
+    instances = _instances()
+    start = ring(BOB).state
+    grant = instances.mint("main", start.room, identity=CALLER, name="C", media="video", now_ms=T0)
+    ack = views.invite_ack(start, "wss://main.example", grant)
+    views.CallInviteAck.model_validate(ack)
+    assert ack == {
+        "ok": True,
+        "call": {
+            "id": "c1",
+            "room": "call-c1",
+            "instance": "main",
+            "url": "wss://main.example",
+            "token": grant.token,
+            "expiresAt": T0 + RING_MS,
+            "status": "ringing",
+        },
+    }
+    busy = ring(BOB, busy=frozenset({BOB})).state
+    busy_ack = views.invite_ack(busy, "wss://main.example", None)
+    assert busy_ack["call"]["status"] == "busy" and busy_ack["call"]["token"] is None
+    assert views.accept_ack(grant) == {
+        "ok": True,
+        "url": "wss://main.example",
+        "room": "call-c1",
+        "token": grant.token,
+    }
+
+
+CALL_ID = "0b5c3a4e-1111-4222-8333-944445555666"
+DIRECT = FinishedCall(
+    id=CALL_ID,
+    caller_id=CALLER,
+    callee_id=BOB,
+    band_id=None,
+    instance="main",
+    media="audio",
+    started_at=T0,
+    answered_at=T0 + 1_000,
+    ended_at=T0 + 61_000,
+    outcome="answered",
+)
+
+
+def test_history_items_name_the_callee_or_the_band_never_both():
+    band = replace(DIRECT, callee_id=None, band_id="b1", answered_at=None, outcome="missed")
+    answer = views.history_answer(Page([DIRECT, band], "next"))
+    views.CallHistoryPage.model_validate(answer)
+    first, second = answer["items"]
+    assert first["from"] == CALLER and first["to"] == BOB and "band" not in first
+    assert first["duration"] == 60_000 and first["answeredAt"] == T0 + 1_000
+    assert second["band"] == "b1" and "to" not in second
+    assert second["answeredAt"] is None and second["duration"] == 0
+    assert answer["nextCursor"] == "next"
+    with pytest.raises(pydantic.ValidationError):
+        views.history_item(replace(DIRECT, outcome="hung up"))
+
+
+def test_history_cursor_is_the_one_codec_and_refuses_what_it_did_not_make():
+    rows = [DIRECT, replace(DIRECT, id=str(uuid.uuid4()), started_at=T0 - 1)]
+    page = page_of(rows, 1, history_position)
+    assert page.items == [DIRECT] and page.next_cursor is not None
+    assert parse_history_cursor(page.next_cursor) == (T0, CALL_ID)
+    assert parse_history_cursor(None) == FIRST_PAGE
+    assert page_of(rows, 2, history_position).next_cursor is None
+    for bad in (
+        f"{T0}.{CALL_ID}",
+        encode_cursor([str(2**63), CALL_ID]),
+        encode_cursor(["-1", CALL_ID]),
+        encode_cursor([str(T0), "c1"]),
+        encode_cursor([str(T0)]),
+    ):
+        with pytest.raises(InvalidPayload):
+            parse_history_cursor(bad)
 
 
 def _instances() -> LiveKitInstances:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from rest.calls import CallHistoryPage
+from hub.calls.views import CallHistoryPage
+from hub.protocol.cursors import encode_cursor
 from tests.calls_support import (
     CHAT_KEY,
     CHAT_SECRET,
     CHAT_URL,
     MAIN_URL,
+    CallPhone,
     assert_token,
     call_nodes,  # noqa: F401  (fixture)
     fake_livekit,  # noqa: F401  (fixture)
@@ -22,7 +24,7 @@ from tests.calls_support import (
     seed_band,
     seed_conversation,
 )
-from tests.support import Account, Api, Phone
+from tests.support import Account, Api
 
 
 async def _pair(api: Api, test_env) -> tuple[Account, Account]:
@@ -46,9 +48,9 @@ async def test_accept_on_one_device_stops_the_other_and_hangup_ends_it_for_both(
     node_a, node_b = await call_nodes()
     api = Api(node_a.url)
     alice, bob = await _pair(api, test_env)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob, "phone").connect(node_b.url)
-    bob_tablet = await Phone(bob, "tablet").connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob, "phone").connect(node_b.url)
+    bob_tablet = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "video"})
         assert ack["ok"], ack
@@ -107,9 +109,9 @@ async def test_two_devices_accepting_at_once_on_two_nodes_one_wins(
 ):
     node_a, node_b = await call_nodes()
     alice, bob = await _pair(Api(node_a.url), test_env)
-    caller = await Phone(alice).connect(node_a.url)
-    on_a = await Phone(bob, "phone").connect(node_a.url)
-    on_b = await Phone(bob, "tablet").connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    on_a = await CallPhone(bob, "phone").connect(node_a.url)
+    on_b = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         for _ in range(3):
             ack = await caller.call(
@@ -147,9 +149,9 @@ async def test_decline_reaches_the_caller_once_and_stops_the_other_device(
     node_a, node_b = await call_nodes()
     api = Api(node_a.url)
     alice, bob = await _pair(api, test_env)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob, "phone").connect(node_b.url)
-    bob_tablet = await Phone(bob, "tablet").connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob, "phone").connect(node_b.url)
+    bob_tablet = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "chat", "media": "audio"})
         call_id = ack["call"]["id"]
@@ -188,9 +190,9 @@ async def test_cancel_rings_off_every_device_once_and_only_the_caller_may(
     node_a, node_b = await call_nodes()
     api = Api(node_a.url)
     alice, bob = await _pair(api, test_env)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob, "phone").connect(node_b.url)
-    bob_tablet = await Phone(bob, "tablet").connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob, "phone").connect(node_b.url)
+    bob_tablet = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "video"})
         call_id = ack["call"]["id"]
@@ -219,9 +221,9 @@ async def test_unanswered_call_is_missed_exactly_once_on_each_side(
     node_a, node_b = await call_nodes(ring_seconds=3)
     api = Api(node_a.url)
     alice, bob = await _pair(api, test_env)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob, "phone").connect(node_b.url)
-    bob_tablet = await Phone(bob, "tablet").connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob, "phone").connect(node_b.url)
+    bob_tablet = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "audio"})
         call_id = ack["call"]["id"]
@@ -250,11 +252,11 @@ async def test_callee_already_in_an_answered_call_is_busy_and_nobody_rings(
     alice, bob, carol = await api.register_many("alice", "bob", "carol")
     await seed_conversation(test_env.database_url, alice, bob)
     await seed_conversation(test_env.database_url, carol, bob)
-    alice_phone = await Phone(alice).connect(node_a.url)
-    carol_phone = await Phone(carol).connect(node_a.url)
-    carol_tablet = await Phone(carol, "tablet").connect(node_b.url)
-    bob_phone = await Phone(bob, "phone").connect(node_b.url)
-    bob_tablet = await Phone(bob, "tablet").connect(node_b.url)
+    alice_phone = await CallPhone(alice).connect(node_a.url)
+    carol_phone = await CallPhone(carol).connect(node_a.url)
+    carol_tablet = await CallPhone(carol, "tablet").connect(node_b.url)
+    bob_phone = await CallPhone(bob, "phone").connect(node_b.url)
+    bob_tablet = await CallPhone(bob, "tablet").connect(node_b.url)
     try:
         first = await alice_phone.call(
             "call:invite", {"to": bob.id, "instance": "main", "media": "audio"}
@@ -296,10 +298,10 @@ async def test_band_call_rings_every_member_and_each_acceptor_gets_their_own_tok
     api = Api(node_a.url)
     alice, bob, carol, dave = await api.register_many("alice", "bob", "carol", "dave")
     band = await seed_band(test_env.database_url, alice, bob, carol, dave)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob).connect(node_b.url)
-    carol_phone = await Phone(carol).connect(node_a.url)
-    dave_phone = await Phone(dave).connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob).connect(node_b.url)
+    carol_phone = await CallPhone(carol).connect(node_a.url)
+    dave_phone = await CallPhone(dave).connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"band": band, "instance": "main", "media": "video"})
         assert ack["ok"], ack
@@ -344,9 +346,9 @@ async def test_only_contacts_may_call_and_every_action_is_checked(
     api = Api(node_a.url)
     alice, bob = await _pair(api, test_env)
     stranger = await api.register("stranger")
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob).connect(node_b.url)
-    stranger_phone = await Phone(stranger).connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob).connect(node_b.url)
+    stranger_phone = await CallPhone(stranger).connect(node_b.url)
     try:
         refused = await stranger_phone.call(
             "call:invite", {"to": alice.id, "instance": "main", "media": "audio"}
@@ -395,7 +397,7 @@ async def test_call_history_pages_newest_first(
     (node,) = await call_nodes(count=1)
     api = Api(node.url)
     alice, bob = await _pair(api, test_env)
-    caller = await Phone(alice).connect(node.url)
+    caller = await CallPhone(alice).connect(node.url)
     try:
         ids = []
         for _ in range(3):
@@ -408,7 +410,20 @@ async def test_call_history_pages_newest_first(
         assert [i["id"] for i in first["items"]] == ids[:0:-1]
         rest = await _history(api, bob, limit="2", cursor=first["nextCursor"])
         assert [i["id"] for i in rest["items"]] == ids[:1] and rest["nextCursor"] is None
-        for cursor in ("nonsense", f"{2**63}.{ids[0]}", f"-1.{ids[0]}"):
+        # The cursor is the one opaque codec of every list; alice's view of the same cursor
+        # is her own history after that position (a cursor grants nothing).
+        mine = await _history(api, alice, limit="2", cursor=first["nextCursor"])
+        assert [i["id"] for i in mine["items"]] == ids[:1]
+        not_ours = (
+            "nonsense",
+            f"1700000000000.{ids[0]}",  # the old ts.uuid form is no cursor of this list
+            encode_cursor([str(2**63), ids[0]]),  # past a bigint: never ours
+            encode_cursor(["-1", ids[0]]),
+            encode_cursor(["soon", ids[0]]),
+            encode_cursor(["1700000000000", "not-a-uuid"]),
+            encode_cursor(["1700000000000"]),
+        )
+        for cursor in not_ours:
             status, body = await api.request(
                 "GET", f"/api/calls?cursor={cursor}", token=alice.access_token
             )

@@ -9,13 +9,14 @@ import uuid
 
 import aiohttp
 
-from rest.livekit import LiveKitWebhookAck, OpenedRoomView, RoomTokenView
+from hub.calls.views import LiveKitWebhookAck, OpenedRoomView, RoomTokenView
 from tests.calls_support import (
     CHAT_KEY,
     CHAT_SECRET,
     MAIN_KEY,
     MAIN_SECRET,
     MAIN_URL,
+    CallPhone,
     assert_token,
     call_nodes,  # noqa: F401  (fixture)
     fake_livekit,  # noqa: F401  (fixture)
@@ -25,7 +26,7 @@ from tests.calls_support import (
     seed_conversation,
     signed_webhook,
 )
-from tests.support import Api, Phone, free_port
+from tests.support import Api, free_port
 
 
 async def _post_webhook(
@@ -54,7 +55,7 @@ async def test_rest_token_only_for_rooms_the_caller_belongs_to(
     alice, bob, outsider = await api.register_many("alice", "bob", "outsider")
     await seed_conversation(test_env.database_url, alice, bob)
     band = await seed_band(test_env.database_url, alice, bob)
-    caller = await Phone(alice).connect(node_a.url)
+    caller = await CallPhone(alice).connect(node_a.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "video"})
         room = ack["call"]["room"]
@@ -168,8 +169,8 @@ async def test_signed_webhook_ends_the_call_and_a_tampered_one_changes_nothing(
     api = Api(node_a.url)
     alice, bob = await api.register_many("alice", "bob")
     await seed_conversation(test_env.database_url, alice, bob)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob).connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob).connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "audio"})
         call_id, room = ack["call"]["id"], ack["call"]["room"]
@@ -226,9 +227,9 @@ async def test_room_finished_webhook_ends_a_band_call_for_everyone(
     api = Api(node_a.url)
     alice, bob, carol = await api.register_many("alice", "bob", "carol")
     band = await seed_band(test_env.database_url, alice, bob, carol)
-    caller = await Phone(alice).connect(node_a.url)
-    bob_phone = await Phone(bob).connect(node_b.url)
-    carol_phone = await Phone(carol).connect(node_b.url)
+    caller = await CallPhone(alice).connect(node_a.url)
+    bob_phone = await CallPhone(bob).connect(node_b.url)
+    carol_phone = await CallPhone(carol).connect(node_b.url)
     try:
         ack = await caller.call("call:invite", {"band": band, "instance": "chat", "media": "video"})
         call_id, room = ack["call"]["id"], ack["call"]["room"]

@@ -55,6 +55,16 @@ class RoomGrant:
     expires_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedRoom:
+    """A room that exists on an instance: where to connect, and LiveKit's id of it."""
+
+    instance: str
+    room: str
+    url: str
+    sid: str
+
+
 def call_room(call_id: str) -> str:
     return f"call-{call_id}"
 

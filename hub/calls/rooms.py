@@ -7,25 +7,22 @@ a band they are a member of, or their own personal room. Everyone gets their own
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from hub.calls.livekit import LiveKitInstances, RoomGrant, band_room, parse_room, personal_room
+from hub.calls.livekit import (
+    LiveKitInstances,
+    OpenedRoom,
+    RoomGrant,
+    band_room,
+    parse_room,
+    personal_room,
+)
+from hub.calls.ports import Memberships, UserNames
 from hub.calls.service import CallService
 from hub.clock import Clock
 from hub.errors import Forbidden, NotFound
-from storage.sql.bands import MembershipStore
-from storage.sql.users import UserStore
 
 # Only its owner gets tokens for a personal room, so LiveKit need not cap it (0: no cap).
 PERSONAL_ROOM_MAX_PARTICIPANTS = 0
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedRoom:
-    instance: str
-    room: str
-    url: str
-    sid: str
 
 
 class RoomAccess:
@@ -34,8 +31,8 @@ class RoomAccess:
         *,
         livekit: LiveKitInstances,
         calls: CallService,
-        memberships: MembershipStore,
-        users: UserStore,
+        memberships: Memberships,
+        users: UserNames,
         clock: Clock,
     ) -> None:
         self._livekit = livekit

@@ -1,10 +1,11 @@
 """Calls: ring, answer, decline, cancel, time out and hang up, across every hub node.
 
-The rules are the pure ``hub.call_rules.advance``; this service loads a call from Redis,
-applies one event in a WATCH/MULTI transaction (so two devices accepting at once on two
-nodes cannot both win), then records a finished call in PostgreSQL and only then sends the
-transition's notices. Ring deadlines sit in a Redis ZSET that every node sweeps; a Lua claim
-hands each due call to one node, and the transaction makes its ``call:missed`` go out once.
+The rules are the pure ``hub.calls.rules.advance``; this service loads a call through its
+``LiveCalls`` port (Redis: a WATCH/MULTI transaction, so two devices accepting at once on
+two nodes cannot both win), applies one event, then records a finished call in the history
+and only then sends the transition's notices. Every node sweeps the ring deadlines; the
+port hands each due call to one node, and the transaction makes its ``call:missed`` go out
+once.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import uuid
 from dataclasses import dataclass
 
 from hub.calls.livekit import LiveKitInstances, RoomGrant, call_room, parse_room
-from hub.calls.rules import CallEvent, CallState, Transition, advance, new_call
+from hub.calls.ports import CallHistory, LiveCalls, Memberships, UserNames
+from hub.calls.rules import USER_EVENTS, CallEvent, Transition, advance, new_call
+from hub.calls.state import CallState
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
-from storage.redis.calls import CallWrite, RedisCallStore
-from storage.sql.bands import MembershipStore
-from storage.sql.calls import CallHistoryStore, FinishedCall
-from storage.sql.users import UserStore
+from hub.protocol.cursors import Page, decode_cursor, page_of
+from storage.redis.calls import CallWrite
+from storage.sql.calls import FinishedCall
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ LIVEKIT_EVENTS: dict[str, CallEvent] = {
     "participant_left": "left",
     "room_finished": "room_finished",
 }
+# Before every call: the position the first page of the history starts from.
 FIRST_PAGE = (2**62, "ffffffff-ffff-ffff-ffff-ffffffffffff")
 
 
@@ -53,32 +56,24 @@ class Invitation:
     url: str  # where the instance's LiveKit server is
     grant: RoomGrant | None  # None when the call ended at once as busy
 
-    @property
-    def busy(self) -> bool:
-        return self.call.outcome == "busy"
 
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    calls: list[FinishedCall]
-    next_cursor: str | None
-
-
-def history_cursor(call: FinishedCall) -> str:
-    return f"{call.started_at}.{call.id}"
+def history_position(call: FinishedCall) -> tuple[str, str]:
+    """Where the next page of the history starts: after this call (start time, then id)."""
+    return str(call.started_at), call.id
 
 
 def parse_history_cursor(cursor: str | None) -> tuple[int, str]:
+    """The (start time, id) a history cursor holds, or ``invalid_payload``."""
     if not cursor:
         return FIRST_PAGE
-    started_at, _, call_id = cursor.partition(".")
+    started_at, call_id = decode_cursor(cursor, 2)
     try:
         position = int(started_at), str(uuid.UUID(call_id))
     except ValueError:
         position = None
     # Beyond a bigint it was never ours, and PostgreSQL would refuse it as a parameter.
     if position is None or not 0 <= position[0] <= FIRST_PAGE[0]:
-        raise InvalidPayload("cursor: pass back a nextCursor from this route")
+        raise InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
     return position
 
 
@@ -86,10 +81,10 @@ class CallService:
     def __init__(
         self,
         *,
-        calls: RedisCallStore,
-        history: CallHistoryStore,
-        memberships: MembershipStore,
-        users: UserStore,
+        calls: LiveCalls,
+        history: CallHistory,
+        memberships: Memberships,
+        users: UserNames,
         livekit: LiveKitInstances,
         fanout: Fanout,
         clock: Clock,
@@ -133,9 +128,7 @@ class CallService:
         if transition.finished:
             await self._record(state)
         else:
-            write = self._write(None, state)
-            assert write is not None
-            await self._calls.create(call_id, write)
+            await self._calls.create(call_id, self._write(None, state))
             grant = await self._grant(state, caller.user_id)
         await self._send(transition, caller)
         return Invitation(state, url, grant)
@@ -173,15 +166,13 @@ class CallService:
         fields = await self._calls.load(call_id)
         return CallState.from_fields(fields) if fields else None
 
-    async def history(self, user_id: str, cursor: str | None, limit: int) -> HistoryPage:
+    async def history(self, user_id: str, cursor: str | None, limit: int) -> Page[FinishedCall]:
         """The user's finished calls, newest first, a page at a time."""
         before_at, before_id = parse_history_cursor(cursor)
         calls = await self._history.calls_of(
             user_id, before_started_at=before_at, before_id=before_id, limit=limit + 1
         )
-        page = calls[:limit]
-        more = len(calls) > limit
-        return HistoryPage(page, history_cursor(page[-1]) if more and page else None)
+        return page_of(calls, limit, history_position)
 
     async def sweep_once(self) -> None:
         """Time out this node's share of the due calls (each is claimed by one node)."""
@@ -243,7 +234,7 @@ class CallService:
 
         def decide(fields: dict[str, str] | None) -> tuple[CallWrite | None, Transition | None]:
             if fields is None:
-                if event in ("accept", "decline", "cancel", "hangup"):
+                if event in USER_EVENTS:
                     raise NotFound("no such call, or it has ended")
                 return None, None
             before = CallState.from_fields(fields)
@@ -264,7 +255,7 @@ class CallService:
         await self._send(transition, actor)
         return transition.state
 
-    def _write(self, before: CallState | None, after: CallState) -> CallWrite | None:
+    def _write(self, before: CallState | None, after: CallState) -> CallWrite:
         was_in = before.in_answered_call if before else frozenset()
         now_in = after.in_answered_call
         deadline = after.next_deadline()
