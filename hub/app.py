@@ -44,6 +44,7 @@ from hub.messaging.typing import TypingService
 from hub.metrics import HubMetrics
 from hub.payments.gateways import PaymentGateways
 from hub.payments.service import PaymentService
+from hub.payments.splits import SplitService
 from hub.presence.service import PresenceService
 from hub.rate_limits import SharedLimiter, WindowLimit
 from hub.services import Services
@@ -72,6 +73,8 @@ from storage.sql.db import apply_migrations, open_pool
 from storage.sql.gigs import GigStore
 from storage.sql.messages import MessageStore
 from storage.sql.payments import PaymentStore
+from storage.sql.payments_idempotency import IdempotencyStore
+from storage.sql.payments_splits import SplitStore
 from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserStore
 
 log = logging.getLogger(__name__)
@@ -288,9 +291,12 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 calls=calls,
                 rooms=rooms,
                 payments=PaymentService(
-                    payments=PaymentStore(pool),
-                    stripe=gateways.stripe,
-                    braintree=gateways.braintree,
+                    ledger=PaymentStore(pool),
+                    idempotency=IdempotencyStore(pool),
+                    splits=SplitService(splits=SplitStore(pool), gigs=gigs, clock=clock),
+                    gigs=gigs,
+                    bands=BandStore(pool),
+                    gateways=gateways.configured(),
                     fanout=fanout,
                     clock=clock,
                     gateway_timeout_seconds=settings.payments.gateway_timeout_seconds,

@@ -9,21 +9,19 @@ checked by the service with the gateway's own library.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field
 
 from hub.errors import InvalidPayload
-from hub.payments.service import (
-    MAX_PAYMENT_AMOUNT,
-    MAX_SPLIT_SHARES,
-    PaymentAnswer,
-    PaymentRequest,
-    Share,
-)
+from hub.payments.idempotency import PaymentAnswer
+from hub.payments.rules import MAX_PAYMENT_AMOUNT, MAX_SPLIT_SHARES, PaymentStatus, SplitMode
+from hub.payments.service import PaymentRequest
+from hub.payments.splits import Share
+from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, SplitView, WebhookAck
+from hub.protocol.cursors import MAX_CURSOR_CHARS
 from hub.protocol.fields import Currency, Uuid
-from hub.protocol.models import View
 from rest.http import (
     Body,
     Query,
@@ -61,9 +59,9 @@ class PayPalBody(PayBody):
 class LedgerQuery(Query):
     gigId: Uuid | None = None
     bandId: Uuid | None = None
-    status: Literal["pending", "succeeded", "failed", "refunded"] | None = None
+    status: PaymentStatus | None = None
     limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, min_length=1, max_length=MAX_CURSOR_CHARS)
 
 
 class ShareBody(Body):
@@ -74,80 +72,8 @@ class ShareBody(Body):
 class SplitBody(Body):
     """``{mode: "equal"}`` or ``{mode: "shares", shares: [{userId, amount}]}``."""
 
-    mode: Literal["equal", "shares"]
+    mode: SplitMode
     shares: list[ShareBody] | None = Field(default=None, min_length=1, max_length=MAX_SPLIT_SHARES)
-
-
-# Answers and pushes, as the OpenAPI document and the tests see them.
-
-PaymentStatusName = Literal["pending", "succeeded", "failed", "refunded"]
-
-
-class PaymentView(View):
-    id: str
-    gigId: str
-    bandId: str
-    userId: str = Field(description="the payer")
-    amount: int = Field(description="integer minor units (1250 = 12.50 EUR)")
-    currency: str
-    method: Literal["stripe", "paypal"]
-    status: PaymentStatusName
-    transactionId: str | None = Field(description="the PaymentIntent or Braintree sale id")
-    failureReason: str | None
-    createdAt: int
-    updatedAt: int
-
-
-class PaymentCreated(View):
-    payment: PaymentView
-    clientSecret: str | None = Field(
-        default=None, description="Stripe only: confirm the PaymentIntent with it in the app"
-    )
-
-
-class PaymentUpdated(View):
-    """``payment:updated``, pushed to the band's owner and admins and to the payer."""
-
-    payment: PaymentView
-
-
-class LedgerPage(View):
-    items: list[PaymentView]
-    nextCursor: str | None
-
-
-class MethodView(View):
-    method: Literal["stripe", "paypal"]
-    publishableKey: str | None = None
-    clientToken: str | None = Field(default=None, description="Braintree Drop-in token")
-    error: dict[str, Any] | None = Field(
-        default=None, description="why clientToken is null: Braintree did not answer"
-    )
-
-
-class MethodsView(View):
-    methods: list[MethodView]
-
-
-class WebhookAck(View):
-    received: bool
-    duplicate: bool = Field(description="this event was applied before; nothing changed")
-
-
-class ShareView(View):
-    userId: str
-    amount: int
-
-
-class SplitView(View):
-    gigId: str
-    mode: Literal["equal", "shares"]
-    total: int = Field(description="the fee that was split, in minor units")
-    currency: str
-    stale: bool = Field(description="the gig's fee changed since: split it again")
-    shares: list[ShareView]
-    updatedBy: str
-    updatedAt: int
 
 
 IDEMPOTENCY_DOC = {
@@ -183,7 +109,7 @@ def _answer(answer: PaymentAnswer) -> web.Response:
 )
 async def payment_methods(request: web.Request) -> web.Response:
     current_user(request)
-    return json_response({"methods": await request.app[SERVICES].payments.methods()})
+    return json_response(await request.app[SERVICES].payments.methods())
 
 
 @routes.get(
@@ -195,7 +121,7 @@ async def payment_methods(request: web.Request) -> web.Response:
 async def payment_ledger(request: web.Request) -> web.Response:
     user_id = current_user(request)
     query = read_query(request, LedgerQuery)
-    items, cursor = await request.app[SERVICES].payments.ledger(
+    page = await request.app[SERVICES].payments.ledger(
         user_id,
         gig_id=query.gigId,
         band_id=query.bandId,
@@ -203,7 +129,7 @@ async def payment_ledger(request: web.Request) -> web.Response:
         cursor=query.cursor,
         limit=query.limit,
     )
-    return json_response({"items": items, "nextCursor": cursor})
+    return json_response(page)
 
 
 @routes.post(
@@ -221,8 +147,8 @@ async def pay_with_stripe(request: web.Request) -> web.Response:
     user_id = current_user(request)
     key = _idempotency_key(request)
     body = await read_body(request, PayBody)
-    answer = await request.app[SERVICES].payments.pay_with_stripe(
-        user_id, key, PaymentRequest(body.gigId, body.amount, body.currency)
+    answer = await request.app[SERVICES].payments.pay(
+        user_id, key, "stripe", PaymentRequest(body.gigId, body.amount, body.currency)
     )
     return _answer(answer)
 
@@ -240,11 +166,11 @@ async def pay_with_paypal(request: web.Request) -> web.Response:
     user_id = current_user(request)
     key = _idempotency_key(request)
     body = await read_body(request, PayPalBody)
-    answer = await request.app[SERVICES].payments.pay_with_paypal(
+    answer = await request.app[SERVICES].payments.pay(
         user_id,
         key,
-        PaymentRequest(body.gigId, body.amount, body.currency),
-        body.paymentMethodNonce,
+        "paypal",
+        PaymentRequest(body.gigId, body.amount, body.currency, body.paymentMethodNonce),
     )
     return _answer(answer)
 
@@ -260,8 +186,8 @@ async def pay_with_paypal(request: web.Request) -> web.Response:
 )
 async def stripe_webhook(request: web.Request) -> web.Response:
     payload = await request.read()
-    answer = await request.app[SERVICES].payments.apply_stripe_event(
-        payload, request.headers.get("Stripe-Signature")
+    answer = await request.app[SERVICES].payments.apply_webhook(
+        "stripe", payload, request.headers.get("Stripe-Signature")
     )
     return json_response(answer)
 
@@ -280,7 +206,7 @@ async def braintree_webhook(request: web.Request) -> web.Response:
     signature, payload = form.get("bt_signature"), form.get("bt_payload")
     if not isinstance(signature, str) or not isinstance(payload, str):
         raise InvalidPayload("send the form fields bt_signature and bt_payload")
-    answer = await request.app[SERVICES].payments.apply_braintree_notification(signature, payload)
+    answer = await request.app[SERVICES].payments.apply_webhook("paypal", payload, signature)
     return json_response(answer)
 
 
@@ -301,7 +227,9 @@ async def set_gig_split(request: web.Request) -> web.Response:
     if body.mode == "shares" and body.shares is None:
         raise InvalidPayload("list the shares: [{userId, amount}]", details={"field": "shares"})
     shares = [Share(s.userId, s.amount) for s in body.shares or ()]
-    split = await request.app[SERVICES].payments.set_split(user_id, gig_id, body.mode, shares)
+    split = await request.app[SERVICES].payments.splits.set_split(
+        user_id, gig_id, body.mode, shares
+    )
     return json_response(split)
 
 
@@ -312,5 +240,5 @@ async def set_gig_split(request: web.Request) -> web.Response:
 )
 async def get_gig_split(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    split = await request.app[SERVICES].payments.split(user_id, path_uuid(request, "gig_id"))
+    split = await request.app[SERVICES].payments.splits.split(user_id, path_uuid(request, "gig_id"))
     return json_response(split)

@@ -567,12 +567,12 @@ CASES = [
         check=no_items,
         query=lambda s, a: f"?gigId={s.gig_id}&bandId={s.band_id}",
     ),
-    # docs/protocol.md: paying for a gig of a band you are not in is 403.
-    Case("POST", "/api/payments/stripe", 403, body=pay, headers={"Idempotency-Key": "k-stripe"}),
+    # Paying for a gig of a band you are not in is 404, as for a gig that does not exist.
+    Case("POST", "/api/payments/stripe", 404, body=pay, headers={"Idempotency-Key": "k-stripe"}),
     Case(
         "POST",
         "/api/payments/paypal",
-        403,
+        404,
         headers={"Idempotency-Key": "k-paypal"},
         body=lambda s, a: {**pay(s, a), "paymentMethodNonce": "fake-valid-nonce"},
     ),
@@ -674,7 +674,10 @@ async def test_an_outsider_cannot_tell_the_band_from_a_missing_one(
     invented_query = query.replace(scene.band_id, invented.get("band_id", str(uuid.uuid4())))
     body = case.body(scene, actor)
     invented_body = orjson.loads(
-        orjson.dumps(body).decode().replace(scene.band_id, str(uuid.uuid4()))
+        orjson.dumps(body)
+        .decode()
+        .replace(scene.band_id, str(uuid.uuid4()))
+        .replace(scene.gig_id, str(uuid.uuid4()))
     )
     answers = [
         await rest(

@@ -78,6 +78,8 @@ WHERE band_id IN (SELECT band_id FROM band_members WHERE user_id = $1)
   AND ($6::date IS NULL OR (date, id) > ($6::date, $7::uuid))
 ORDER BY date, id LIMIT $8
 """
+# Holds the gig's fee still while a write that was computed from it commits (a fee split).
+LOCK_GIG_FEE = "SELECT fee_amount, currency FROM gigs WHERE id = $1 FOR SHARE"
 SELECT_BAND_GIGS_FROM = f"""
 SELECT {GIG_COLUMNS} FROM gigs WHERE band_id = $1 AND date >= $2 ORDER BY date, id LIMIT $3
 """

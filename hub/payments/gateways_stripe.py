@@ -1,0 +1,145 @@
+"""Stripe behind the ``PaymentGateway`` port, through the official ``stripe`` library.
+
+A charge creates a PaymentIntent with our idempotency key and answers its client secret:
+the app confirms the payment, and Stripe's webhook settles the ledger row. The library runs
+on its own asyncio HTTP client (``stripe.AIOHTTPClient``), so it never blocks the event
+loop; it is pointed elsewhere by configuration only (``STRIPE_API_BASE``), which is how the
+tests fake it.
+
+Library errors become the hub's three gateway answers; what is logged names the error class
+and Stripe's request id, never a key, secret or client secret.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+
+from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
+from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
+from hub.settings import StripeConfig
+
+log = logging.getLogger(__name__)
+
+STRIPE_EVENT_FACTS: dict[str, GatewayFact] = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "charge.refunded": "refunded",
+}
+
+
+class StripePayments:
+    """PaymentIntents through ``stripe.StripeClient`` on aiohttp, with our idempotency key."""
+
+    def __init__(self, config: StripeConfig, *, timeout_seconds: int) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=timeout_seconds)
+        self._client = stripe.StripeClient(
+            config.secret_key,
+            base_addresses={"api": config.api_base},
+            http_client=self._http,
+            max_network_retries=1,  # the same idempotency key: a retry never charges twice
+        )
+        self._webhook_secret = config.webhook_secret
+        self._publishable_key = config.publishable_key
+
+    @property
+    def method(self) -> PaymentMethod:
+        return "stripe"
+
+    @property
+    def name(self) -> GatewayName:
+        return "stripe"
+
+    async def client_config(self) -> ClientConfig:
+        return ClientConfig(publishable_key=self._publishable_key or None)
+
+    async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
+        """A PaymentIntent, ``pending`` until the app confirms it. A resumed charge needs no
+        care: Stripe answers the same idempotency key with the same PaymentIntent."""
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params={
+                    "amount": charge.amount,
+                    "currency": charge.currency.lower(),
+                    "automatic_payment_methods": {"enabled": True},
+                    "metadata": {
+                        "paymentId": charge.payment_id,
+                        "gigId": charge.gig_id,
+                        "userId": charge.user_id,
+                    },
+                },
+                options={"idempotency_key": charge.idempotency_key},
+            )
+        except stripe.CardError as exc:
+            raise PaymentFailed(
+                exc.user_message or "the card was declined",
+                details={"gateway": "stripe", "reason": exc.code or "card_declined"},
+            ) from None
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            _log_stripe("did not answer", exc)
+            raise GatewayUnavailable(
+                "Stripe did not answer; the payment was not made. Try again with a new "
+                "Idempotency-Key.",
+                details={"gateway": "stripe"},
+            ) from None
+        except stripe.StripeError as exc:
+            _log_stripe("refused the request", exc)
+            raise GatewayRefused(
+                "Stripe refused the payment request", details={"gateway": "stripe"}
+            ) from None
+        if not intent.client_secret:
+            raise GatewayRefused(
+                "Stripe answered without a client secret", details={"gateway": "stripe"}
+            )
+        return ChargeResult(intent.id, "pending", client_secret=intent.client_secret)
+
+    def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
+        try:
+            event = self._client.construct_event(payload, signature, self._webhook_secret)
+        except stripe.SignatureVerificationError:
+            raise InvalidPayload("the Stripe-Signature does not match the payload") from None
+        except ValueError:
+            raise InvalidPayload("the payload is not a Stripe event") from None
+        body = event.to_dict()
+        kind = str(body.get("type", ""))
+        subject = body.get("data", {}).get("object", {})
+        if not isinstance(subject, dict):
+            subject = {}
+        metadata = subject.get("metadata") or {}
+        payment_id = metadata.get("paymentId") if isinstance(metadata, dict) else None
+        fact = STRIPE_EVENT_FACTS.get(kind)
+        if kind.startswith("charge."):
+            transaction_id = subject.get("payment_intent")
+            if kind == "charge.refunded" and not subject.get("refunded"):
+                fact = None  # a partial refund: the payment stands
+        else:
+            transaction_id = subject.get("id") if kind.startswith("payment_intent.") else None
+        reason = None
+        if fact == "failed":
+            last_error = subject.get("last_payment_error") or {}
+            if isinstance(last_error, dict):
+                reason = last_error.get("message") or last_error.get("code")
+        return GatewayEvent(
+            event_id=str(body.get("id", "")),
+            kind=kind,
+            fact=fact,
+            payment_id=payment_id if isinstance(payment_id, str) else None,
+            transaction_id=transaction_id if isinstance(transaction_id, str) else None,
+            reason=str(reason) if reason else None,
+        )
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]
+
+
+def _log_stripe(what: str, exc: stripe.StripeError) -> None:
+    log.warning(
+        "Stripe %s: %s (status %s, code %s, request %s)",
+        what,
+        type(exc).__name__,
+        exc.http_status,
+        exc.code,
+        exc.request_id,
+    )

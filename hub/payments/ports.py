@@ -1,0 +1,188 @@
+"""What the payment services need from the world, as small protocols: a gateway (one adapter
+per gateway in ``hub.payments.gateways_*``), the idempotency records, the ledger, the gig
+and band access rules, and the splits. The storage classes and ``GigService`` satisfy them
+without knowing it; the unit tests pass in-memory ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
+from storage.sql.bands import BandRecord
+from storage.sql.gigs import GigRow
+from storage.sql.payments import NewPayment, PaymentRow, WebhookOutcome
+from storage.sql.payments_idempotency import IdempotencyRow
+from storage.sql.payments_splits import ShareRow, SplitRow
+
+# Gateways
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """One charge as a gateway sees it. ``idempotency_key`` is already scoped to the user,
+    and ``payment_id`` (our ledger row) travels with it as metadata / order id. ``nonce``
+    is the app's payment method nonce, for the gateways that sell with one (Braintree)."""
+
+    payment_id: str
+    gig_id: str
+    user_id: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """What the gateway made of a charge. ``succeeded``: it accepted and submitted the sale;
+    ``pending``: it has not decided yet (a webhook will). ``client_secret``: what the app
+    confirms the payment with, for gateways that confirm in the app (Stripe)."""
+
+    transaction_id: str
+    status: Literal["succeeded", "pending"]
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """What the app needs to pay with a method: Stripe's publishable key, or a Braintree
+    client token for the Drop-in."""
+
+    publishable_key: str | None = None
+    client_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """A verified webhook event. ``fact`` None: acknowledged, moves nothing."""
+
+    event_id: str
+    kind: str
+    fact: GatewayFact | None
+    payment_id: str | None
+    transaction_id: str | None
+    reason: str | None = None
+
+
+class PaymentGateway(Protocol):
+    """A payment gateway behind one method. Every call that reaches the gateway raises only
+    the hub's three gateway answers: ``PaymentFailed`` (declined), ``GatewayRefused`` (it
+    refused the hub's own request) or ``GatewayUnavailable`` (it did not answer)."""
+
+    @property
+    def method(self) -> PaymentMethod:
+        """The method the app names (``stripe``, ``paypal``)."""
+
+    @property
+    def name(self) -> GatewayName:
+        """The gateway itself (``stripe``, ``braintree``): how its webhook events are kept."""
+
+    async def client_config(self) -> ClientConfig: ...
+
+    async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
+        """Charge once. ``resumed``: an earlier request for this ledger row may have reached
+        the gateway before its node died; the charge must not be made a second time."""
+
+    def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
+        """The event in a webhook, or ``InvalidPayload`` unless ``signature`` is the gateway's
+        for ``payload`` (Stripe: the raw body and ``Stripe-Signature``; Braintree: the form
+        fields ``bt_payload`` and ``bt_signature``)."""
+
+    async def close(self) -> None: ...
+
+
+# Storage and the band rules
+
+
+class IdempotencyRecords(Protocol):
+    async def claim(
+        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+    ) -> IdempotencyRow | None: ...
+
+    async def retake(
+        self, user_id: str, key: str, stale_owner: str, owner: str, now: int
+    ) -> IdempotencyRow | None: ...
+
+    async def release(self, user_id: str, key: str, owner: str) -> None: ...
+
+    async def finish(
+        self, user_id: str, key: str, status: int, body: str
+    ) -> IdempotencyRow | None: ...
+
+
+class Ledger(Protocol):
+    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
+        """Raises ``LostClaim`` (writing nothing) if the idempotency record is not ours."""
+
+    async def payment(self, payment_id: str) -> PaymentRow | None: ...
+
+    async def attach_transaction(
+        self, payment_id: str, transaction_id: str, now: int
+    ) -> PaymentRow | None: ...
+
+    async def move_status(
+        self,
+        payment_id: str,
+        status: str,
+        allowed_from: Collection[str],
+        *,
+        transaction_id: str | None,
+        reason: str | None,
+        now: int,
+    ) -> PaymentRow | None: ...
+
+    async def apply_webhook_event(
+        self,
+        *,
+        gateway: str,
+        event_id: str,
+        kind: str,
+        method: str,
+        payment_id: str | None,
+        transaction_id: str | None,
+        status: str | None,
+        allowed_from: Collection[str],
+        reason: str | None,
+        now: int,
+    ) -> WebhookOutcome: ...
+
+    async def ledger_page(
+        self,
+        user_id: str,
+        *,
+        gig_id: str | None,
+        band_id: str | None,
+        status: str | None,
+        before: tuple[int, str] | None,
+        limit: int,
+    ) -> list[PaymentRow]: ...
+
+
+class GigAccess(Protocol):
+    async def access_gig(self, user_id: str, gig_id: str) -> tuple[GigRow, BandRecord, str]:
+        """The gig, its band and the user's role; ``not_found`` unless they are a member
+        (``hub.bands.gigs.GigService``)."""
+
+
+class BandRecords(Protocol):
+    async def get(self, band_id: str) -> BandRecord | None:
+        """The band with its members, for whoever the hub itself must tell (no caller)."""
+
+
+class Splits(Protocol):
+    async def save_split(
+        self,
+        gig_id: str,
+        *,
+        mode: str,
+        total: int,
+        currency: str,
+        shares: Sequence[ShareRow],
+        updated_by: str,
+        now: int,
+    ) -> SplitRow | None: ...
+
+    async def split(self, gig_id: str) -> SplitRow | None: ...

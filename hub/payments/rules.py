@@ -1,0 +1,141 @@
+"""The payment rules, pure: how a gateway's report moves a payment, what a request does with
+the idempotency record it found, what makes two requests "the same", who may pay for a gig,
+and how a gig's fee is split. Nothing here reads a clock or a database: ``now`` and the rows
+are passed in, so every rule has a plain unit test (``tests/test_payment_rules.py``).
+
+The names of the ledger's statuses, methods and split modes are written here once; the
+views, the REST queries and the service import them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal
+
+import orjson
+
+from hub.errors import Conflict, InvalidPayload
+from storage.sql.payments_idempotency import IdempotencyRow
+from storage.sql.payments_splits import ShareRow, SplitRow
+
+PaymentMethod = Literal["stripe", "paypal"]
+PaymentStatus = Literal["pending", "succeeded", "failed", "refunded"]
+SplitMode = Literal["equal", "shares"]
+# The gateway behind a method, as the webhook-events table names it.
+GatewayName = Literal["stripe", "braintree"]
+# What a gateway says happened to a payment; ``next_status`` turns it into a ledger move.
+GatewayFact = Literal["succeeded", "failed", "refunded", "settlement_declined"]
+IdempotencyVerdict = Literal["run", "replay", "mismatch", "wait", "retake"]
+
+MAX_PAYMENT_AMOUNT = 99_999_999  # Stripe's ceiling in minor units (999,999.99 in EUR)
+MAX_SPLIT_SHARES = 500
+
+# fact → (the status it moves to, the statuses it may move from). Anything else is no move:
+# that is what makes a late or out-of-order webhook harmless.
+# - succeeded: also from failed, since a Stripe PaymentIntent may fail one attempt and then
+#   succeed with another payment method.
+# - failed: only from pending; a failed attempt reported after success changes nothing.
+# - refunded: also from pending, in case the refund's event overtakes the success's.
+# - settlement_declined: Braintree reverses a sale it had accepted (succeeded → failed).
+TRANSITIONS: Mapping[GatewayFact, tuple[PaymentStatus, frozenset[str]]] = {
+    "succeeded": ("succeeded", frozenset({"pending", "failed"})),
+    "failed": ("failed", frozenset({"pending"})),
+    "refunded": ("refunded", frozenset({"pending", "succeeded"})),
+    "settlement_declined": ("failed", frozenset({"pending", "succeeded"})),
+}
+NO_MOVE: tuple[None, frozenset[str]] = (None, frozenset())
+
+
+def next_status(current: str, fact: GatewayFact) -> PaymentStatus | None:
+    """The status a payment moves to when its gateway reports ``fact``, or None for no move."""
+    target, allowed = TRANSITIONS[fact]
+    return target if current in allowed else None
+
+
+def transition(fact: GatewayFact | None) -> tuple[PaymentStatus | None, frozenset[str]]:
+    """``fact``'s move as the ledger applies it, a compare-and-set: (target, allowed from).
+    A fact of None (an event that is only acknowledged) moves nothing."""
+    return NO_MOVE if fact is None else TRANSITIONS[fact]
+
+
+def idempotency_verdict(
+    record: IdempotencyRow, request_hash: str, owner: str, now: int, stale_after_ms: int
+) -> IdempotencyVerdict:
+    """What a request holding ``owner`` does with the record it found for its key: run it
+    (the record is its own), replay the stored answer, refuse another body under the same
+    key, wait for the owner still running, or retake a record whose owner went silent."""
+    if record.request_hash != request_hash:
+        return "mismatch"
+    if record.state == "done":
+        return "replay"
+    if record.owner_token == owner:
+        return "run"
+    if now - record.locked_at >= stale_after_ms:
+        return "retake"
+    return "wait"
+
+
+def request_fingerprint(method: PaymentMethod, fields: Mapping[str, Any]) -> str:
+    """A stable hash of what was asked, so the same key with another body is caught. The
+    records in the database hold these hashes: changing how they are made would turn every
+    pending retry into a mismatch, so the test pins them."""
+    canonical = orjson.dumps({"method": method, **fields}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def payment_fields(gig_id: str, amount: int, currency: str, nonce: str | None) -> dict[str, Any]:
+    """What a payment request asks, as it is fingerprinted (the nonce only where a method
+    takes one)."""
+    fields: dict[str, Any] = {"gigId": gig_id, "amount": amount, "currency": currency}
+    if nonce is not None:
+        fields["nonce"] = nonce
+    return fields
+
+
+def refuse_cancelled(gig_status: str) -> None:
+    """A cancelled gig is neither paid for nor split."""
+    if gig_status == "cancelled":
+        raise Conflict("the gig is cancelled")
+
+
+def check_payable(gig_status: str, gig_currency: str, currency: str) -> None:
+    """Who may pay is the gig's access rule (its band's members); this is what else must
+    hold: the gig goes ahead, and the payment is in the gig's currency."""
+    refuse_cancelled(gig_status)
+    if currency != gig_currency:
+        raise Conflict(f"the gig's fee is in {gig_currency}", details={"currency": gig_currency})
+
+
+def equal_split(total: int, member_ids: Collection[str]) -> list[ShareRow]:
+    """Everyone gets ``total // n``; the remainder goes one minor unit each to the first
+    members in user-id order, so the same band and fee always split the same way and the
+    shares add up to ``total`` exactly."""
+    ordered = sorted(set(member_ids))
+    if not ordered:
+        raise Conflict("the band has no members to split the fee among")
+    base, rest = divmod(total, len(ordered))
+    return [ShareRow(user, base + (1 if i < rest else 0)) for i, user in enumerate(ordered)]
+
+
+def checked_shares(total: int, member_ids: Collection[str], shares: Sequence[ShareRow]) -> None:
+    """Raise unless each share names a distinct current member and they add up to ``total``."""
+    named = [s.user_id for s in shares]
+    if len(set(named)) != len(named):
+        raise InvalidPayload("each member may have one share only")
+    strangers = sorted(set(named) - set(member_ids))
+    if strangers:
+        raise Conflict(
+            "shares may go only to the band's members", details={"notMembers": strangers}
+        )
+    given = sum(s.amount for s in shares)
+    if given != total:
+        raise Conflict(
+            f"the shares add up to {given}, the gig's fee is {total}",
+            details={"fee": total, "sum": given},
+        )
+
+
+def split_is_stale(split: SplitRow, fee_amount: int, currency: str) -> bool:
+    """The gig's fee or currency changed since the split was made: it must be made again."""
+    return split.total != fee_amount or split.currency != currency
