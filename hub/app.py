@@ -217,6 +217,7 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 fanout=fanout,
                 clock=clock,
                 calendar_key=derive_calendar_key(settings.jwt_secret),
+                public_url=settings.public_url,
             )
             gigs = GigService(gigs=GigStore(pool), bands=bands, fanout=fanout, clock=clock)
             services = Services(
