@@ -65,7 +65,7 @@ async def conversation_history(request: web.Request) -> web.Response:
     conversation_id = path_uuid(request, "conversation_id")
     query = read_query(request, PageQuery)
     page = await request.app[SERVICES].messaging.history(
-        user_id, conversation_id, query.cursor, query.limit
+        user_id, conversation_id, query.limit, query.cursor
     )
     return json_response(page)
 

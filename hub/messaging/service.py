@@ -171,7 +171,7 @@ class MessagingService:
         return conversation_page(page, _seq_cursor(page[-1].last.seq) if more else None)
 
     async def history(
-        self, user_id: str, conversation_id: str, cursor: str | None, limit: int
+        self, user_id: str, conversation_id: str, limit: int, cursor: str | None
     ) -> MessagePageDict:
         """A page of one conversation, newest first, and the cursor for the older page."""
         before = _seq_in(cursor) if cursor is not None else None
