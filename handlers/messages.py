@@ -1,4 +1,7 @@
-"""``message:send``, ``message:sync``, ``message:delivered``, ``message:read``."""
+"""``message:send``, ``message:sync``, ``message:delivered``, ``message:read``.
+
+The acks' shapes (after ``ok``) are built in ``hub/messaging/views.py``, beside their models.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
 from hub.messaging.service import Envelope, Sender
+from hub.messaging.views import marked, sent_message
 from hub.protocol.fields import (
     MAX_ENVELOPES,
     MAX_IDS_PER_RECEIPT,
@@ -77,22 +81,21 @@ async def send_message(ctx: EventContext, body: SendMessage) -> Ack:
         envelopes = [Envelope(e.to, e.ciphertext, e.nonce) for e in body.envelopes]
         stored = await messaging.send_band(sender, body.id, body.band, envelopes)
         ctx.services.metrics.messages.labels(kind="band").inc()
-    return ok(id=stored.id, ts=stored.ts)
+    return ok(**sent_message(stored))
 
 
 @events.on("message:sync", SyncMessages)
 async def sync_messages(ctx: EventContext, body: SyncMessages) -> Ack:
-    page = await ctx.services.messaging.sync(ctx.user_id, body.after, body.limit)
-    return ok(messages=page.messages, more=page.more)
+    return ok(**await ctx.services.messaging.sync(ctx.user_id, body.after, body.limit))
 
 
 @events.on("message:delivered", MarkMessages)
 async def mark_delivered(ctx: EventContext, body: MarkMessages) -> Ack:
     ts = await ctx.services.messaging.mark(ctx.user_id, ctx.conn_id, body.ids, "delivered")
-    return ok(ts=ts)
+    return ok(**marked(ts))
 
 
 @events.on("message:read", MarkMessages)
 async def mark_read(ctx: EventContext, body: MarkMessages) -> Ack:
     ts = await ctx.services.messaging.mark(ctx.user_id, ctx.conn_id, body.ids, "read")
-    return ok(ts=ts)
+    return ok(**marked(ts))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from hub.messaging.views import TypingState, typing_ack
 from hub.protocol.fields import (
     BandId,
     UserId,
@@ -17,7 +16,7 @@ from hub.protocol.fields import (
 class Typing(Payload):
     to: UserId | None = None
     band: BandId | None = None
-    state: Literal["start", "stop"]
+    state: TypingState
 
     @model_validator(mode="after")
     def one_target(self) -> Typing:
@@ -34,4 +33,4 @@ async def typing(ctx: EventContext, body: Typing) -> Ack:
     relayed = await ctx.services.typing.relay(
         ctx.user_id, to=body.to, band=body.band, state=body.state
     )
-    return ok(relayed=relayed)
+    return ok(**typing_ack(relayed))

@@ -230,6 +230,7 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 fanout=fanout,
                 clock=clock,
                 calendar_key=derive_calendar_key(settings.accounts.jwt_secret),
+                public_url=settings.api.public_url,
             )
             gigs = GigService(gigs=GigStore(pool), bands=bands, fanout=fanout, clock=clock)
             services = Services(

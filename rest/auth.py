@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aiohttp import web
 from pydantic import (
-    BeforeValidator,
     EmailStr,
     Field,
     field_validator,
@@ -14,14 +11,13 @@ from pydantic import (
 
 from hub.accounts.passwords import MAX_PASSWORD_BYTES
 from hub.accounts.views import BiometricChallengeView, BiometricKeyView, SessionView
-from hub.errors import InvalidPayload
 from hub.protocol.fields import (
     PublicKey,
     Signature,
+    Uuid,
     display_name,
-    parse_uuid,
 )
-from rest.http import Body, client_ip, current_user, json_response, read_body
+from rest.http import Body, client_ip, current_user, json_response, path_uuid, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -63,11 +59,11 @@ class RegisterBiometricKey(Body):
 
 
 class BiometricChallengeRequest(Body):
-    keyId: Annotated[str, BeforeValidator(parse_uuid)]
+    keyId: Uuid
 
 
 class BiometricLogin(Body):
-    challengeId: Annotated[str, BeforeValidator(parse_uuid)]
+    challengeId: Uuid
     signature: Signature
 
 
@@ -87,7 +83,7 @@ async def register(request: web.Request) -> web.Response:
     session = await request.app[SERVICES].accounts.register(
         email=str(body.email), password=body.password, name=body.name
     )
-    return json_response(session.as_payload(), status=201)
+    return json_response(session.wire(), status=201)
 
 
 @routes.post(
@@ -102,7 +98,7 @@ async def login(request: web.Request) -> web.Response:
     session = await request.app[SERVICES].accounts.login(
         email=body.email, password=body.password, client_ip=client_ip(request)
     )
-    return json_response(session.as_payload())
+    return json_response(session.wire())
 
 
 @routes.post(
@@ -115,7 +111,7 @@ async def login(request: web.Request) -> web.Response:
 async def refresh(request: web.Request) -> web.Response:
     body = await read_body(request, Refresh)
     session = await request.app[SERVICES].accounts.refresh(body.refreshToken)
-    return json_response(session.as_payload())
+    return json_response(session.wire())
 
 
 @routes.post(
@@ -142,10 +138,10 @@ async def logout(request: web.Request) -> web.Response:
 async def add_biometric_key(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, RegisterBiometricKey)
-    key_id = await request.app[SERVICES].accounts.register_biometric_key(
+    key = await request.app[SERVICES].accounts.register_biometric_key(
         user_id, body.publicKey, body.deviceName
     )
-    return json_response({"keyId": key_id}, status=201)
+    return json_response(key.wire(), status=201)
 
 
 @routes.delete(
@@ -156,10 +152,7 @@ async def add_biometric_key(request: web.Request) -> web.Response:
 )
 async def remove_biometric_key(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    try:
-        key_id = parse_uuid(request.match_info["key_id"])
-    except ValueError:  # a malformed id in the path is the client's mistake, not a 500
-        raise InvalidPayload("the key id must be a UUID") from None
+    key_id = path_uuid(request, "key_id")
     await request.app[SERVICES].accounts.remove_biometric_key(user_id, key_id)
     return web.Response(status=204)
 
@@ -174,13 +167,7 @@ async def remove_biometric_key(request: web.Request) -> web.Response:
 async def biometric_challenge(request: web.Request) -> web.Response:
     body = await read_body(request, BiometricChallengeRequest)
     challenge = await request.app[SERVICES].accounts.biometric_challenge(body.keyId)
-    return json_response(
-        {
-            "challengeId": challenge.challenge_id,
-            "challenge": challenge.challenge,
-            "expiresAt": challenge.expires_at,
-        }
-    )
+    return json_response(challenge.wire())
 
 
 @routes.post(
@@ -195,4 +182,4 @@ async def biometric_login(request: web.Request) -> web.Response:
     session = await request.app[SERVICES].accounts.biometric_login(
         body.challengeId, body.signature, client_ip(request)
     )
-    return json_response(session.as_payload())
+    return json_response(session.wire())

@@ -1,12 +1,13 @@
 """``/api/bands``: bands, their members, and the band's calendar feed.
 
 Someone who is not a member gets 404 for a band, as if it did not exist; a member without
-the role for an action gets 403 (rules in ``hub/bands.py``).
+the role for an action gets 403 (rules in ``hub/bands/service.py``, which also decides who
+sees the band's ``calendarUrl``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
 from pydantic import (
@@ -14,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from hub.bands.service import BandRecord, band_payload, may_manage
+from hub.bands.service import BandRecord
 from hub.bands.views import BandPage, BandView
 from hub.protocol.fields import (
     BandRole,
@@ -24,7 +25,6 @@ from hub.protocol.fields import (
     optional_text,
     required_text,
 )
-from hub.services import Services
 from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
@@ -90,18 +90,17 @@ BAND = "/api/bands/{band_id}"
 MEMBER = "/api/bands/{band_id}/members/{user_id}"
 
 
-def calendar_url(request: web.Request, services: Services, record: BandRecord) -> str:
-    base = services.settings.api.public_url or f"{request.scheme}://{request.host}"
-    token = services.bands.calendar_token(record)
-    return f"{base}/api/bands/{record.band.id}/calendar.ics?token={token}"
+def request_origin(request: web.Request) -> str:
+    """Where the request came in: the calendar URL's origin when ``HUB_PUBLIC_URL`` is unset."""
+    return f"{request.scheme}://{request.host}"
 
 
-def band_answer(request: web.Request, record: BandRecord, viewer_id: str) -> dict[str, Any]:
-    """The band; with its ``calendarUrl`` when the viewer is its owner or an admin."""
-    body = band_payload(record)
-    if may_manage(record.role_of(viewer_id)):
-        body["calendarUrl"] = calendar_url(request, request.app[SERVICES], record)
-    return body
+def band_answer(
+    request: web.Request, record: BandRecord, viewer_id: str, status: int = 200
+) -> web.Response:
+    """The band as the service says the viewer may see it."""
+    view = request.app[SERVICES].bands.band_view(viewer_id, record, request_origin(request))
+    return json_response(view.wire(), status=status)
 
 
 @routes.get(
@@ -110,9 +109,9 @@ def band_answer(request: web.Request, record: BandRecord, viewer_id: str) -> dic
 async def list_bands(request: web.Request) -> web.Response:
     user_id = current_user(request)
     query = read_query(request, BandListQuery)
-    page = await request.app[SERVICES].bands.bands_of(user_id, query.limit, query.cursor)
-    items = [band_answer(request, record, user_id) for record in page.items]
-    return json_response({"items": items, "nextCursor": page.next_cursor})
+    bands = request.app[SERVICES].bands
+    page = await bands.bands_of(user_id, query.limit, query.cursor)
+    return json_response(bands.band_page(user_id, page, request_origin(request)).wire())
 
 
 @routes.post(
@@ -126,7 +125,7 @@ async def create_band(request: web.Request) -> web.Response:
     user_id = current_user(request)
     body = await read_body(request, CreateBand)
     record = await request.app[SERVICES].bands.create(user_id, body.name, body.genre)
-    return json_response(band_answer(request, record, user_id), status=201)
+    return band_answer(request, record, user_id, status=201)
 
 
 @routes.get(BAND, summary="One band (members only)", answer=BandView)
@@ -135,7 +134,7 @@ async def get_band(request: web.Request) -> web.Response:
     record, _ = await request.app[SERVICES].bands.access_band(
         user_id, path_uuid(request, "band_id")
     )
-    return json_response(band_answer(request, record, user_id))
+    return band_answer(request, record, user_id)
 
 
 @routes.put(
@@ -147,7 +146,7 @@ async def update_band(request: web.Request) -> web.Response:
     body = await read_body(request, UpdateBand)
     edits = {name: getattr(body, name) for name in body.model_fields_set}
     record = await request.app[SERVICES].bands.update(user_id, band_id, edits)
-    return json_response(band_answer(request, record, user_id))
+    return band_answer(request, record, user_id)
 
 
 @routes.delete(
@@ -171,7 +170,7 @@ async def add_member(request: web.Request) -> web.Response:
     band_id = path_uuid(request, "band_id")
     body = await read_body(request, AddMember)
     record = await request.app[SERVICES].bands.add_member(user_id, band_id, body.userId, body.role)
-    return json_response(band_answer(request, record, user_id), status=201)
+    return band_answer(request, record, user_id, status=201)
 
 
 @routes.put(
@@ -188,7 +187,7 @@ async def change_role(request: web.Request) -> web.Response:
     band_id, member_id = path_uuid(request, "band_id"), path_uuid(request, "user_id")
     body = await read_body(request, ChangeRole)
     record = await request.app[SERVICES].bands.change_role(user_id, band_id, member_id, body.role)
-    return json_response(band_answer(request, record, user_id))
+    return band_answer(request, record, user_id)
 
 
 @routes.delete(
@@ -215,7 +214,7 @@ async def rotate_calendar_token(request: web.Request) -> web.Response:
     user_id = current_user(request)
     band_id = path_uuid(request, "band_id")
     record = await request.app[SERVICES].bands.rotate_calendar_token(user_id, band_id)
-    return json_response(band_answer(request, record, user_id))
+    return band_answer(request, record, user_id)
 
 
 @routes.get(

@@ -1,5 +1,5 @@
 """``/api/gigs``: the gigs of the caller's bands. Any member reads them; the owner and
-admins create and change them, and move their status (``hub/gigs.py``)."""
+admins create and change them, and move their status (``hub/bands/gigs.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pydantic import (
     field_validator,
 )
 
-from hub.bands.gigs import GigDetails, GigFilter, gig_payload
-from hub.bands.views import GigPage, GigView
+from hub.bands.gigs import GigDetails, GigFilter
+from hub.bands.views import GigPage, GigView, gig_page, gig_view
 from hub.protocol.fields import (
     ClockTime,
     Currency,
@@ -111,9 +111,7 @@ async def list_gigs(request: web.Request) -> web.Response:
     query = read_query(request, GigListQuery)
     where = GigFilter(query.bandId, query.date_from, query.to, query.status)
     page = await request.app[SERVICES].gigs.gigs_of(user_id, where, query.limit, query.cursor)
-    return json_response(
-        {"items": [gig_payload(g) for g in page.items], "nextCursor": page.next_cursor}
-    )
+    return json_response(gig_page(page.items, page.next_cursor).wire())
 
 
 @routes.post(
@@ -137,14 +135,14 @@ async def create_gig(request: web.Request) -> web.Response:
         notes=body.notes,
     )
     gig = await request.app[SERVICES].gigs.create(user_id, body.bandId, details)
-    return json_response(gig_payload(gig), status=201)
+    return json_response(gig_view(gig).wire(), status=201)
 
 
 @routes.get(GIG, summary="One gig (members of its band)", answer=GigView)
 async def get_gig(request: web.Request) -> web.Response:
     user_id = current_user(request)
     gig, _, _ = await request.app[SERVICES].gigs.access_gig(user_id, path_uuid(request, "gig_id"))
-    return json_response(gig_payload(gig))
+    return json_response(gig_view(gig).wire())
 
 
 @routes.put(
@@ -159,7 +157,7 @@ async def update_gig(request: web.Request) -> web.Response:
     body = await read_body(request, UpdateGig)
     edits = {DETAIL_NAMES[name]: getattr(body, name) for name in body.model_fields_set}
     gig = await request.app[SERVICES].gigs.update(user_id, gig_id, edits)
-    return json_response(gig_payload(gig))
+    return json_response(gig_view(gig).wire())
 
 
 @routes.put(
@@ -176,4 +174,4 @@ async def set_gig_status(request: web.Request) -> web.Response:
     gig_id = path_uuid(request, "gig_id")
     body = await read_body(request, SetGigStatus)
     gig = await request.app[SERVICES].gigs.set_status(user_id, gig_id, body.status)
-    return json_response(gig_payload(gig))
+    return json_response(gig_view(gig).wire())

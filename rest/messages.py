@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
-from pydantic import (
-    Field,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 
-from hub.errors import InvalidPayload
 from hub.messaging.service import Sender
 from hub.messaging.views import (
     ConversationPage,
     MessagePage,
     ReadMarkView,
     SentMessageView,
-    copy_payload,
+    read_mark,
+    sent_message,
 )
-from hub.protocol.fields import (
-    Ciphertext,
-    MessageId,
-    Nonce,
-    UserId,
-    parse_uuid,
-)
-from rest.http import Body, Query, current_user, json_response, read_body, read_query
+from hub.protocol.cursors import MAX_CURSOR_CHARS
+from hub.protocol.fields import Ciphertext, MessageId, Nonce, UserId
+from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -40,39 +30,28 @@ class SendMessageBody(Body):
 
 class PageQuery(Query):
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: int | None = Field(default=None, ge=0)
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CURSOR_CHARS,
+        description="the nextCursor of the previous page (opaque)",
+    )
 
 
 routes = ApiRoutes("messages")
 
 
-def _uuid_in_path(request: web.Request, name: str) -> str:
-    try:
-        return parse_uuid(request.match_info[name])
-    except (ValueError, PydanticCustomError):
-        raise InvalidPayload(f"{name} must be a UUID") from None
-
-
 @routes.get(
     "/api/messages",
-    summary="Conversations, most recent first",
+    summary="Conversations, the most recent first",
     query=PageQuery,
     answer=ConversationPage,
 )
 async def list_conversations(request: web.Request) -> web.Response:
     user_id = current_user(request)
     query = read_query(request, PageQuery)
-    summaries = await request.app[SERVICES].messaging.conversations(user_id, query.limit)
-    items: list[dict[str, Any]] = [
-        {
-            "conversationId": s.conversation_id,
-            "kind": "band" if s.band_id else "direct",
-            "lastMessage": copy_payload(s.last),
-            "unread": s.unread,
-        }
-        for s in summaries
-    ]
-    return json_response({"items": items, "nextCursor": None})
+    page = await request.app[SERVICES].messaging.conversations(user_id, query.limit, query.cursor)
+    return json_response(page)
 
 
 @routes.get(
@@ -83,12 +62,12 @@ async def list_conversations(request: web.Request) -> web.Response:
 )
 async def conversation_history(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    conversation_id = _uuid_in_path(request, "conversation_id")
+    conversation_id = path_uuid(request, "conversation_id")
     query = read_query(request, PageQuery)
-    items, cursor = await request.app[SERVICES].messaging.history(
-        user_id, conversation_id, query.cursor, query.limit
+    page = await request.app[SERVICES].messaging.history(
+        user_id, conversation_id, query.limit, query.cursor
     )
-    return json_response({"items": items, "nextCursor": cursor})
+    return json_response(page)
 
 
 @routes.post(
@@ -104,7 +83,7 @@ async def send_message(request: web.Request) -> web.Response:
     stored = await request.app[SERVICES].messaging.send_direct(
         Sender(user_id, "rest", None), body.id, body.to, body.ciphertext, body.nonce
     )
-    return json_response({"id": stored.id, "ts": stored.ts}, status=201)
+    return json_response(sent_message(stored), status=201)
 
 
 @routes.put(
@@ -114,6 +93,6 @@ async def send_message(request: web.Request) -> web.Response:
 )
 async def mark_read(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    message_id = _uuid_in_path(request, "message_id")
+    message_id = path_uuid(request, "message_id")
     ts = await request.app[SERVICES].messaging.mark(user_id, None, [message_id], "read")
-    return json_response({"id": message_id, "status": "read", "ts": ts})
+    return json_response(read_mark(message_id, ts))

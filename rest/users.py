@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import (
     Field,
     field_validator,
 )
 
-from hub.accounts.service import Profile
 from hub.accounts.views import ProfileView, PublicKeyView
-from hub.errors import InvalidPayload
 from hub.protocol.fields import (
     PublicKey,
     display_name,
-    parse_uuid,
 )
-from rest.http import Body, current_user, json_response, read_body
+from rest.http import Body, current_user, json_response, path_uuid, read_body
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -40,21 +35,6 @@ class SetPublicKey(Body):
 routes = ApiRoutes("users")
 
 
-def _user_id(request: web.Request) -> str:
-    try:
-        return parse_uuid(request.match_info["user_id"])
-    except ValueError:
-        raise InvalidPayload("the user id must be a UUID") from None
-
-
-def _profile(user: Profile, viewer_id: str) -> dict[str, Any]:
-    """Everyone sees id, name and key; only the owner sees the email."""
-    body: dict[str, Any] = {"id": user.id, "name": user.name, "publicKey": user.public_key}
-    if viewer_id == user.id:
-        body["email"] = user.email
-    return body
-
-
 @routes.get(
     "/api/users/{user_id}",
     summary="A user's profile (the email only for yourself)",
@@ -62,8 +42,8 @@ def _profile(user: Profile, viewer_id: str) -> dict[str, Any]:
 )
 async def get_user(request: web.Request) -> web.Response:
     viewer = current_user(request)
-    user = await request.app[SERVICES].accounts.profile(_user_id(request))
-    return json_response(_profile(user, viewer))
+    profile = await request.app[SERVICES].accounts.profile(viewer, path_uuid(request, "user_id"))
+    return json_response(profile.wire())
 
 
 @routes.put(
@@ -72,10 +52,10 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     viewer = current_user(request)
     body = await read_body(request, UpdateProfile)
-    user = await request.app[SERVICES].accounts.update_profile(
-        viewer, _user_id(request), name=body.name
+    profile = await request.app[SERVICES].accounts.update_profile(
+        viewer, path_uuid(request, "user_id"), name=body.name
     )
-    return json_response(_profile(user, viewer))
+    return json_response(profile.wire())
 
 
 @routes.get(
@@ -85,14 +65,8 @@ async def update_user(request: web.Request) -> web.Response:
 )
 async def get_public_key(request: web.Request) -> web.Response:
     current_user(request)
-    user = await request.app[SERVICES].accounts.profile(_user_id(request))
-    if user.public_key is None:
-        return json_response(
-            {"error": {"code": "not_found", "message": "this user has no public key yet"}}, 404
-        )
-    return json_response(
-        {"userId": user.id, "publicKey": user.public_key, "updatedAt": user.public_key_at}
-    )
+    key = await request.app[SERVICES].accounts.public_key(path_uuid(request, "user_id"))
+    return json_response(key.wire())
 
 
 @routes.put(
@@ -104,9 +78,7 @@ async def get_public_key(request: web.Request) -> web.Response:
 async def set_public_key(request: web.Request) -> web.Response:
     viewer = current_user(request)
     body = await read_body(request, SetPublicKey)
-    user = await request.app[SERVICES].accounts.set_public_key(
-        viewer, _user_id(request), body.publicKey
+    key = await request.app[SERVICES].accounts.set_public_key(
+        viewer, path_uuid(request, "user_id"), body.publicKey
     )
-    return json_response(
-        {"userId": user.id, "publicKey": user.public_key, "updatedAt": user.public_key_at}
-    )
+    return json_response(key.wire())

@@ -15,6 +15,13 @@ import nacl.signing
 import orjson
 import pytest
 
+from hub.accounts.views import (
+    BiometricChallengeView,
+    BiometricKeyView,
+    ProfileView,
+    PublicKeyView,
+    SessionView,
+)
 from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
 
 PASSWORD = "correct horse battery"
@@ -30,6 +37,8 @@ def unique_email(stem: str = "user") -> str:
 
 
 def assert_session(body: Any, *, with_user: bool = True) -> None:
+    SessionView.model_validate(body)
+    assert ("user" in body) is with_user, body  # a refresh answers no user (not null)
     assert isinstance(body["accessToken"], str) and body["accessToken"]
     assert isinstance(body["refreshToken"], str) and body["refreshToken"]
     assert isinstance(body["expiresAt"], int) and body["expiresAt"] > time.time() * 1000
@@ -277,6 +286,7 @@ async def add_biometric_key(api: Api, session: Any, key: nacl.signing.SigningKey
         },
     )
     assert status == 201, body
+    BiometricKeyView.model_validate(body)
     return str(body["keyId"])
 
 
@@ -285,6 +295,7 @@ async def challenge_for(api: Api, key_id: str) -> Any:
         "POST", "/api/auth/biometric/challenge", json={"keyId": key_id}
     )
     assert status == 200, body
+    BiometricChallengeView.model_validate(body)
     assert set(body) == {"challengeId", "challenge", "expiresAt"}
     return body
 
@@ -473,6 +484,8 @@ async def test_profile_shows_the_email_to_its_owner_only(api: Api) -> None:
     status, seen = await api.request("GET", f"/api/users/{alice.id}", token=bob.access_token)
     assert status == 200
     assert seen == {"id": alice.id, "name": alice.name, "publicKey": alice.public_key_b64}
+    ProfileView.model_validate(own)
+    ProfileView.model_validate(seen)
 
 
 async def test_only_the_owner_changes_a_profile(api: Api) -> None:
@@ -514,6 +527,7 @@ async def test_only_the_owner_sets_a_public_key_and_it_must_be_32_bytes(api: Api
         "GET", f"/api/users/{alice.id}/public-key", token=bob.access_token
     )
     assert status == 200
+    PublicKeyView.model_validate(body)
     assert body["userId"] == alice.id and body["publicKey"] == alice.public_key_b64
     assert isinstance(body["updatedAt"], int)
 

@@ -1,5 +1,6 @@
-"""The pure rules behind bands and gigs: the gig state machine, who may change roles or
-remove whom, opaque cursors, the calendar serializer, and the API_RATE_LIMIT setting."""
+"""The pure rules behind bands and gigs: the gig state machine, who manages a band, who may
+change roles or remove whom, opaque cursors, the calendar serializer, and the API_RATE_LIMIT
+setting."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import pytest
 from icalendar import Calendar
 
 from hub.bands.calendar import render_calendar
-from hub.bands.gigs import GIG_STATUSES, next_status
-from hub.bands.service import check_removal, plan_role_change
-from hub.errors import Conflict, Forbidden, InvalidPayload
-from hub.protocol.cursors import decode_cursor, encode_cursor, page_of
+from hub.bands.gigs import GIG_STATUSES, check_details, next_status
+from hub.bands.service import check_removal, may_manage, plan_role_change
+from hub.errors import Conflict, Forbidden, HubError, InvalidPayload
+from hub.protocol.cursors import (
+    MAX_CURSOR_INT,
+    cursor_int,
+    cursor_uuid,
+    decode_cursor,
+    encode_cursor,
+    page_of,
+    read_part,
+)
 from hub.settings import Settings, SettingsError
 from storage.sql.gigs import GigDetails, GigRow
 
@@ -41,6 +50,101 @@ def test_gig_status_moves_only_forward_and_cancels_only_before_played(
         details = refused.value.details or {}
         assert set(details["allowed"]) == {t for c, t in LEGAL_MOVES if c == current}
         assert (details["from"], details["to"]) == (current, target)
+
+
+def test_every_gig_status_is_in_the_machine_and_final_ones_go_nowhere() -> None:
+    assert set(GIG_STATUSES) == {"inquiry", "confirmed", "played", "paid", "cancelled"}
+    for final in ("paid", "cancelled"):
+        for target in GIG_STATUSES:
+            if target != final:
+                with pytest.raises(Conflict):
+                    next_status(final, target)
+
+
+def test_an_end_time_needs_a_start_time() -> None:
+    evening = _gig("g", start_time=dt.time(20, 0), end_time=dt.time(23, 0)).details
+    check_details(evening)
+    check_details(dataclasses.replace(evening, end_time=None))
+    with pytest.raises(InvalidPayload) as refused:
+        check_details(dataclasses.replace(evening, start_time=None))
+    assert (refused.value.details or {})["field"] == "endTime"
+
+
+@pytest.mark.parametrize(
+    ("role", "manages"),
+    [("owner", True), ("admin", True), ("member", False), (None, False), ("Owner", False)],
+)
+def test_only_owners_and_admins_manage_a_band(role: str | None, manages: bool) -> None:
+    assert may_manage(role) is manages
+
+
+ROLES = ("owner", "admin", "member")
+# (actor's role, target's role or "self", new role) -> what happens, as docs/protocol.md
+# says: managers change roles between admin and member; only the owner makes someone owner
+# (a handover); the owner's own role changes only that way.
+ROLE_CHANGES: dict[tuple[str, str, str], str | type[HubError]] = {
+    ("owner", "self", "owner"): "unchanged",
+    ("owner", "self", "admin"): Conflict,
+    ("owner", "self", "member"): Conflict,
+    ("owner", "admin", "owner"): "handover",
+    ("owner", "admin", "admin"): "unchanged",
+    ("owner", "admin", "member"): "set",
+    ("owner", "member", "owner"): "handover",
+    ("owner", "member", "admin"): "set",
+    ("owner", "member", "member"): "unchanged",
+    ("admin", "self", "owner"): Forbidden,
+    ("admin", "self", "admin"): "unchanged",
+    ("admin", "self", "member"): "set",
+    ("admin", "owner", "owner"): Forbidden,
+    ("admin", "owner", "admin"): Forbidden,
+    ("admin", "owner", "member"): Forbidden,
+    ("admin", "admin", "owner"): Forbidden,
+    ("admin", "admin", "admin"): "unchanged",
+    ("admin", "admin", "member"): "set",
+    ("admin", "member", "owner"): Forbidden,
+    ("admin", "member", "admin"): "set",
+    ("admin", "member", "member"): "unchanged",
+    **{("member", target, new): Forbidden for target in ("self", *ROLES) for new in ROLES},
+}
+
+
+@pytest.mark.parametrize(("actor_role", "target", "new_role"), list(ROLE_CHANGES))
+def test_every_role_change(actor_role: str, target: str, new_role: str) -> None:
+    expected = ROLE_CHANGES[(actor_role, target, new_role)]
+    target_id, target_role = ("actor", actor_role) if target == "self" else ("other", target)
+    if isinstance(expected, str):
+        assert plan_role_change("actor", actor_role, target_id, target_role, new_role) == expected
+    else:
+        with pytest.raises(expected):
+            plan_role_change("actor", actor_role, target_id, target_role, new_role)
+
+
+# (actor's role, target's role or "self") -> allowed, or the error: anyone but the owner may
+# leave; managers remove others; nobody removes the owner.
+REMOVALS: dict[tuple[str, str], type[HubError] | None] = {
+    ("owner", "self"): Conflict,
+    ("owner", "admin"): None,
+    ("owner", "member"): None,
+    ("admin", "self"): None,
+    ("admin", "owner"): Forbidden,
+    ("admin", "admin"): None,
+    ("admin", "member"): None,
+    ("member", "self"): None,
+    ("member", "owner"): Forbidden,
+    ("member", "admin"): Forbidden,
+    ("member", "member"): Forbidden,
+}
+
+
+@pytest.mark.parametrize(("actor_role", "target"), list(REMOVALS))
+def test_every_removal(actor_role: str, target: str) -> None:
+    expected = REMOVALS[(actor_role, target)]
+    target_id, target_role = ("actor", actor_role) if target == "self" else ("other", target)
+    if expected is None:
+        check_removal("actor", actor_role, target_id, target_role)
+    else:
+        with pytest.raises(expected):
+            check_removal("actor", actor_role, target_id, target_role)
 
 
 def test_role_changes() -> None:
@@ -82,6 +186,22 @@ def test_cursors_round_trip_and_garbage_is_refused() -> None:
     page = page_of([1, 2, 3], 2, lambda n: [str(n)])
     assert page.items == [1, 2] and decode_cursor(page.next_cursor or "", 1) == ["2"]
     assert page_of([1, 2], 2, lambda n: [str(n)]).next_cursor is None
+
+
+@pytest.mark.parametrize("part", ["-1", str(MAX_CURSOR_INT + 1), "1.5", "x", "", "9" * 30])
+def test_a_forged_number_in_a_cursor_is_refused_before_any_query(part: str) -> None:
+    with pytest.raises(InvalidPayload):
+        read_part(part, cursor_int)
+
+
+def test_cursor_parts_parse_to_what_the_queries_take() -> None:
+    assert read_part("0", cursor_int) == 0 and read_part(str(MAX_CURSOR_INT), cursor_int) > 0
+    upper = "0B5C0000-0000-4000-8000-00000000000A"
+    assert read_part(upper, cursor_uuid) == upper.lower()
+    with pytest.raises(InvalidPayload):
+        read_part("not-a-uuid", cursor_uuid)
+    with pytest.raises(InvalidPayload):
+        read_part("2031-02-30", dt.date.fromisoformat)
 
 
 def _gig(gig_id: str, **changes: object) -> GigRow:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
+from hub.messaging.views import MarkedView, SentMessageView, SyncPageView, TypingAckView
+from hub.protocol.models import View
 from tests.support import Api, Phone, open_box, seal
+
+
+def answered(ack: Any, model: type[View]) -> Any:
+    """An ``ok`` ack whose fields are exactly its model's (the ack's shape is checked)."""
+    assert ack["ok"] is True, ack
+    model.model_validate({k: v for k, v in ack.items() if k != "ok"})
+    return ack
 
 
 @pytest.fixture
@@ -26,7 +36,8 @@ async def test_message_from_node_a_reaches_recipient_on_node_b(two_hub_nodes, ap
         ack = await alice_phone.call(
             "message:send", {"id": message_id, "to": bob.id, **seal(alice, bob, "soundcheck at 6")}
         )
-        assert ack["ok"] is True and ack["id"] == message_id and isinstance(ack["ts"], int)
+        answered(ack, SentMessageView)
+        assert ack["id"] == message_id and isinstance(ack["ts"], int)
         received = await bob_phone.next("message:new")
         assert received["id"] == message_id
         assert received["from"] == alice.id and received["to"] == bob.id
@@ -97,8 +108,10 @@ async def test_offline_recipient_catches_up_with_sync_in_pages(two_hub_nodes, ap
         await alice_phone.close()
     bob_phone = await Phone(bob).connect(node_b.url)
     try:
-        first = await bob_phone.call("message:sync", {"after": 0, "limit": 3})
-        assert first["ok"] and first["more"] is True
+        first = answered(
+            await bob_phone.call("message:sync", {"after": 0, "limit": 3}), SyncPageView
+        )
+        assert first["more"] is True
         assert [m["seq"] for m in first["messages"]] == [1, 2, 3]
         rest = await bob_phone.call("message:sync", {"after": 3, "limit": 3})
         assert rest["more"] is False and [m["seq"] for m in rest["messages"]] == [4, 5]
@@ -125,8 +138,9 @@ async def test_receipts_reach_the_sender_on_the_other_node(two_hub_nodes, api_a)
         await bob_phone.next("message:new")
         mixed = await bob_phone.call("message:delivered", {"ids": [message_id, str(uuid.uuid4())]})
         assert mixed["ok"] is False and mixed["error"]["code"] == "forbidden"  # and marks nothing:
-        delivered = await bob_phone.call("message:delivered", {"ids": [message_id]})
-        assert delivered["ok"]
+        delivered = answered(
+            await bob_phone.call("message:delivered", {"ids": [message_id]}), MarkedView
+        )
         receipt = await alice_phone.next("message:receipt")
         assert receipt == {
             "ids": [message_id],
@@ -134,7 +148,7 @@ async def test_receipts_reach_the_sender_on_the_other_node(two_hub_nodes, api_a)
             "status": "delivered",
             "ts": delivered["ts"],
         }
-        read = await bob_phone.call("message:read", {"ids": [message_id]})
+        read = answered(await bob_phone.call("message:read", {"ids": [message_id]}), MarkedView)
         receipt = await alice_phone.next("message:receipt")
         assert receipt["status"] == "read" and receipt["ts"] == read["ts"]
         mirrored = [await bob_laptop.next("message:receipt") for _ in range(2)]
@@ -158,7 +172,7 @@ async def test_typing_is_relayed_to_the_other_side_only(two_hub_nodes, api_a):
             "message:send", {"id": str(uuid.uuid4()), "to": bob.id, **seal(alice, bob, "yo")}
         )
         ack = await alice_phone.call("typing", {"to": bob.id, "state": "start"})
-        assert ack == {"ok": True, "relayed": True}
+        assert answered(ack, TypingAckView) == {"ok": True, "relayed": True}
         assert await bob_phone.next("typing") == {"from": alice.id, "to": bob.id, "state": "start"}
         again = await alice_phone.call("typing", {"to": bob.id, "state": "start"})
         assert again == {"ok": True, "relayed": False}

@@ -1,4 +1,8 @@
-"""Accounts: registration, login, token rotation, biometric login, profiles and public keys."""
+"""Accounts: registration, login, token rotation, biometric login, profiles and public keys.
+
+The service answers with views (``hub/accounts/views.py``) and decides in them what the
+viewer may see: the email only in your own profile and your own login.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,32 @@ import base64
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import nacl.exceptions
 import nacl.signing
 
 from hub.accounts.passwords import PasswordHasher
 from hub.accounts.tokens import TokenService, refresh_token_digest
+from hub.accounts.views import (
+    BiometricChallengeView,
+    BiometricKeyView,
+    ProfileView,
+    PublicKeyView,
+    SessionView,
+    biometric_challenge_view,
+    biometric_key_view,
+    keys_changed_event,
+    profile_view,
+    public_key_view,
+    session_view,
+)
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotAuthenticated, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.rate_limits import SharedLimiter, WindowLimit
 from storage.sql.bands import MembershipStore
 from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserRow, UserStore
-
-Profile = UserRow  # what the transports may name: a user as the accounts service returns it
 
 
 class ChallengeStore(Protocol):
@@ -29,36 +44,6 @@ class ChallengeStore(Protocol):
     async def put(self, challenge_id: str, value: str, ttl_seconds: int) -> None: ...
 
     async def take(self, challenge_id: str) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    access_token: str
-    refresh_token: str
-    access_expires_at: int
-    user: UserRow | None
-
-    def as_payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "accessToken": self.access_token,
-            "refreshToken": self.refresh_token,
-            "expiresAt": self.access_expires_at,
-        }
-        if self.user is not None:
-            body["user"] = public_user(self.user)
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class BiometricChallenge:
-    challenge_id: str
-    challenge: str
-    expires_at: int
-
-
-def public_user(user: UserRow) -> dict[str, Any]:
-    """The profile as others may see it: never the password hash or tokens."""
-    return {"id": user.id, "email": user.email, "name": user.name}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +82,7 @@ class AccountService:
         self._clock = clock
         self._challenge_seconds = challenge_seconds
 
-    async def _open_session(self, user_id: str, user: UserRow | None) -> Session:
+    async def _open_session(self, user_id: str, user: UserRow | None) -> SessionView:
         family = str(uuid.uuid4())
         access = self._tokens.mint_access(user_id)
         refresh = self._tokens.mint_refresh(user_id, family)
@@ -108,16 +93,16 @@ class AccountService:
             refresh.expires_at_ms,
             self._clock(),
         )
-        return Session(access.token, refresh.token, access.expires_at_ms, user)
+        return session_view(access.token, refresh.token, access.expires_at_ms, user)
 
-    async def register(self, *, email: str, password: str, name: str) -> Session:
+    async def register(self, *, email: str, password: str, name: str) -> SessionView:
         password_hash = await self._passwords.hash(password)
         user = await self._users.create(email, password_hash, name)
         if user is None:
             raise Conflict("an account with this email already exists")
         return await self._open_session(user.id, user)
 
-    async def login(self, *, email: str, password: str, client_ip: str) -> Session:
+    async def login(self, *, email: str, password: str, client_ip: str) -> SessionView:
         await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
         account_key = email.lower()
         await self._limiter.check(self._login_limits.per_account, account_key, "login attempts")
@@ -131,7 +116,7 @@ class AccountService:
         user = await self._users.get(credentials.id)
         return await self._open_session(credentials.id, user)
 
-    async def refresh(self, refresh_token: str) -> Session:
+    async def refresh(self, refresh_token: str) -> SessionView:
         claims = self._tokens.verify_refresh(refresh_token)
         new_refresh = self._tokens.mint_refresh(claims.user_id, claims.family_id)
         outcome, _ = await self._refresh.rotate(
@@ -148,7 +133,7 @@ class AccountService:
         if outcome != "rotated":
             raise NotAuthenticated("the refresh token is not valid", details={"reason": outcome})
         access = self._tokens.mint_access(claims.user_id)
-        return Session(access.token, new_refresh.token, access.expires_at_ms, None)
+        return session_view(access.token, new_refresh.token, access.expires_at_ms, None)
 
     async def logout(self, user_id: str, refresh_token: str | None) -> None:
         """Close the login that ``refresh_token`` belongs to, or every login without it."""
@@ -166,7 +151,7 @@ class AccountService:
 
     async def register_biometric_key(
         self, user_id: str, verify_key: bytes, device_name: str
-    ) -> str:
+    ) -> BiometricKeyView:
         try:
             nacl.signing.VerifyKey(verify_key)
         except (nacl.exceptions.CryptoError, ValueError, TypeError):
@@ -174,21 +159,23 @@ class AccountService:
         key_id = await self._biometric.add(user_id, verify_key, device_name, self._clock())
         if key_id is None:
             raise Conflict("this key is already registered")
-        return key_id
+        return biometric_key_view(key_id)
 
     async def remove_biometric_key(self, user_id: str, key_id: str) -> None:
         if not await self._biometric.delete(key_id, user_id):
             raise NotFound("no such biometric key")
 
-    async def biometric_challenge(self, key_id: str) -> BiometricChallenge:
+    async def biometric_challenge(self, key_id: str) -> BiometricChallengeView:
         challenge = base64.b64encode(secrets.token_bytes(32)).decode()
         challenge_id = str(uuid.uuid4())
         await self._challenges.put(challenge_id, f"{key_id}:{challenge}", self._challenge_seconds)
-        return BiometricChallenge(
+        return biometric_challenge_view(
             challenge_id, challenge, self._clock() + self._challenge_seconds * 1000
         )
 
-    async def biometric_login(self, challenge_id: str, signature: bytes, client_ip: str) -> Session:
+    async def biometric_login(
+        self, challenge_id: str, signature: bytes, client_ip: str
+    ) -> SessionView:
         await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
         stored = await self._challenges.take(challenge_id)
         if stored is None:
@@ -207,29 +194,41 @@ class AccountService:
 
     # Profiles and public keys.
 
-    async def profile(self, user_id: str) -> UserRow:
+    async def _user(self, user_id: str) -> UserRow:
         user = await self._users.get(user_id)
         if user is None:
             raise NotFound("no such user")
         return user
 
-    async def update_profile(self, actor_id: str, user_id: str, *, name: str | None) -> UserRow:
+    async def profile(self, viewer_id: str, user_id: str) -> ProfileView:
+        """Anyone signed in sees a user's id, name and public key; only the owner the email."""
+        user = await self._user(user_id)
+        return profile_view(user, with_email=viewer_id == user.id)
+
+    async def update_profile(self, actor_id: str, user_id: str, *, name: str | None) -> ProfileView:
         if actor_id != user_id:
             raise Forbidden("only the owner may change a profile")
         user = await self._users.update_profile(user_id, name=name)
         if user is None:
             raise NotFound("no such user")
-        return user
+        return profile_view(user, with_email=True)
 
-    async def set_public_key(self, actor_id: str, user_id: str, public_key: bytes) -> UserRow:
+    async def public_key(self, user_id: str) -> PublicKeyView:
+        user = await self._user(user_id)
+        if user.public_key is None:
+            raise NotFound("this user has no public key yet")
+        return public_key_view(user)
+
+    async def set_public_key(self, actor_id: str, user_id: str, public_key: bytes) -> PublicKeyView:
         """Store the key and tell everyone who shares a band or conversation with the owner."""
         if actor_id != user_id:
             raise Forbidden("only the owner may change a public key")
         encoded = base64.b64encode(public_key).decode()
-        user = await self._users.set_public_key(user_id, encoded, self._clock())
+        now = self._clock()
+        user = await self._users.set_public_key(user_id, encoded, now)
         if user is None:
             raise NotFound("no such user")
         contacts = await self._memberships.contacts(user_id)
-        event = {"userId": user_id, "publicKey": encoded, "ts": user.public_key_at}
+        event = keys_changed_event(user_id, encoded, user.public_key_at or now).wire()
         await self._fanout.deliver([Delivery(c, "keys:changed", event) for c in contacts])
-        return user
+        return public_key_view(user)

@@ -1,33 +1,71 @@
-"""TODO docstring"""
+"""What the accounts service answers and pushes: sessions, your own account, profiles as a
+given viewer may see them, public keys, biometric keys and challenges, ``keys:changed``.
+
+The accounts service builds these, with one function per shape below, and decides what a
+viewer may see: a profile carries ``email`` only for its owner, and ``AccountView`` (which
+holds the email) goes only into its owner's own login answer. None of this is on the message
+path, so the views are the validated models themselves, sent with ``View.wire()``.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from hub.protocol.models import View
+from hub.protocol.models import View, pushed
+from storage.sql.users import UserRow
 
 
-class PublicUserView(View):
+class AccountView(View):
+    """Your own account, as a login answers it: with the email, so never someone else's."""
+
     id: str
     email: str
     name: str
+
+
+def account_view(user: UserRow) -> AccountView:
+    return AccountView(id=user.id, email=user.email, name=user.name)
 
 
 class SessionView(View):
     accessToken: str
     refreshToken: str
     expiresAt: int = Field(description="access token expiry, ms since the epoch")
-    user: PublicUserView | None = Field(default=None, description="absent on refresh")
+    user: AccountView | None = Field(default=None, description="absent on refresh")
+
+
+def session_view(
+    access_token: str, refresh_token: str, expires_at: int, user: UserRow | None
+) -> SessionView:
+    """A new pair of tokens; with the account on a login (``user``), not on a refresh."""
+    session = SessionView(
+        accessToken=access_token, refreshToken=refresh_token, expiresAt=expires_at
+    )
+    if user is not None:
+        session.user = account_view(user)
+    return session
 
 
 class BiometricKeyView(View):
     keyId: str
 
 
+def biometric_key_view(key_id: str) -> BiometricKeyView:
+    return BiometricKeyView(keyId=key_id)
+
+
 class BiometricChallengeView(View):
     challengeId: str
     challenge: str = Field(description="32 random bytes, base64: sign them")
     expiresAt: int
+
+
+def biometric_challenge_view(
+    challenge_id: str, challenge: str, expires_at: int
+) -> BiometricChallengeView:
+    return BiometricChallengeView(
+        challengeId=challenge_id, challenge=challenge, expiresAt=expires_at
+    )
 
 
 class ProfileView(View):
@@ -37,7 +75,32 @@ class ProfileView(View):
     email: str | None = Field(default=None, description="only in your own profile")
 
 
+def profile_view(user: UserRow, *, with_email: bool) -> ProfileView:
+    """A profile; ``with_email`` only when its owner is the one who asks."""
+    profile = ProfileView(id=user.id, name=user.name, publicKey=user.public_key)
+    if with_email:
+        profile.email = user.email
+    return profile
+
+
 class PublicKeyView(View):
     userId: str
     publicKey: str | None
     updatedAt: int | None
+
+
+def public_key_view(user: UserRow) -> PublicKeyView:
+    return PublicKeyView(userId=user.id, publicKey=user.public_key, updatedAt=user.public_key_at)
+
+
+@pushed("keys:changed")
+class KeysChangedEvent(View):
+    """``keys:changed``: to everyone who shares a band or a conversation with ``userId``."""
+
+    userId: str
+    publicKey: str = Field(description="the new Curve25519 box key, base64")
+    ts: int = Field(description="when it was set")
+
+
+def keys_changed_event(user_id: str, public_key: str, ts: int) -> KeysChangedEvent:
+    return KeysChangedEvent(userId=user_id, publicKey=public_key, ts=ts)

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, get_args
 
 from hub.bands.calendar import render_calendar
 from hub.bands.service import BandService, require_manager
+from hub.bands.views import GigChange, gig_updated_event
 from hub.clock import Clock
 from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
-from hub.protocol.cursors import Page, decode_cursor, page_of
+from hub.protocol.cursors import Page, cursor_uuid, decode_cursor, page_of, read_part
+from hub.protocol.fields import GigStatusName
 from storage.sql.bands import BandRecord
 from storage.sql.gigs import GigDetails as GigDetails  # the transports build these: re-exported
 from storage.sql.gigs import GigFilter as GigFilter
 from storage.sql.gigs import GigRow, GigStore
 
-GigStatus = Literal["inquiry", "confirmed", "played", "paid", "cancelled"]
-GigChange = Literal["created", "updated", "status_changed"]
-GIG_STATUSES: tuple[GigStatus, ...] = ("inquiry", "confirmed", "played", "paid", "cancelled")
-NEXT_STATUSES: Mapping[str, tuple[GigStatus, ...]] = {
+GIG_STATUSES: tuple[GigStatusName, ...] = get_args(GigStatusName)
+NEXT_STATUSES: Mapping[str, tuple[GigStatusName, ...]] = {
     "inquiry": ("confirmed", "cancelled"),
     "confirmed": ("played", "cancelled"),
     "played": ("paid",),
@@ -60,24 +59,6 @@ def check_details(details: GigDetails) -> None:
         raise InvalidPayload("endTime needs a startTime", details={"field": "endTime"})
 
 
-def gig_payload(gig: GigRow) -> dict[str, Any]:
-    d = gig.details
-    return {
-        "id": gig.id,
-        "bandId": gig.band_id,
-        "venueName": d.venue_name,
-        "date": d.date.isoformat(),
-        "startTime": d.start_time.strftime("%H:%M") if d.start_time else None,
-        "endTime": d.end_time.strftime("%H:%M") if d.end_time else None,
-        "feeAmount": d.fee_amount,
-        "currency": d.currency,
-        "locationAddress": d.location_address,
-        "notes": d.notes,
-        "status": gig.status,
-        "updatedAt": gig.updated_at,
-    }
-
-
 class GigService:
     def __init__(self, *, gigs: GigStore, bands: BandService, fanout: Fanout, clock: Clock) -> None:
         self._gigs = gigs
@@ -107,7 +88,7 @@ class GigService:
         after = None
         if cursor is not None:
             day, gig_id = decode_cursor(cursor, 2)
-            after = _cursor_position(day, gig_id)
+            after = (read_part(day, dt.date.fromisoformat), read_part(gig_id, cursor_uuid))
         rows = await self._gigs.of_member(user_id, where, after, limit + 1)
         return page_of(rows, limit, lambda g: (g.details.date.isoformat(), g.id))
 
@@ -168,14 +149,5 @@ class GigService:
         return render_calendar(record.band.name, gigs)
 
     async def _push(self, record: BandRecord, gig: GigRow, change: GigChange) -> None:
-        payload = {"gig": gig_payload(gig), "change": change}
+        payload = gig_updated_event(gig, change).wire()
         await self._fanout.deliver([Delivery(u, "gig:updated", payload) for u in record.member_ids])
-
-
-def _cursor_position(day: str, gig_id: str) -> tuple[dt.date, str]:
-    try:
-        return dt.date.fromisoformat(day), str(uuid.UUID(gig_id))
-    except ValueError:
-        raise InvalidPayload(
-            "cursor: not a cursor of this list", details={"field": "cursor"}
-        ) from None

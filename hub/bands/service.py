@@ -18,14 +18,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import uuid
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
+from hub.bands.views import (
+    BandChange,
+    BandPage,
+    BandView,
+    band_page,
+    band_updated_event,
+    band_view,
+)
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
-from hub.protocol.cursors import Page, decode_cursor, page_of
+from hub.protocol.cursors import Page, cursor_uuid, decode_cursor, page_of, read_part
 from storage.sql.bands import (
     BandGone,
     BandStillReferenced,
@@ -35,10 +42,6 @@ from storage.sql.bands import (
 )
 from storage.sql.bands import BandRecord as BandRecord  # what REST shapes: re-exported
 
-Role = Literal["owner", "admin", "member"]
-BandChange = Literal[
-    "created", "updated", "member_added", "member_removed", "role_changed", "deleted"
-]
 MANAGER_ROLES = frozenset({"owner", "admin"})
 EDITABLE_FIELDS = frozenset({"name", "genre"})
 
@@ -92,19 +95,6 @@ def derive_calendar_key(server_secret: str) -> bytes:
     return hmac.new(server_secret.encode(), b"artist-space calendar feed v1", "sha256").digest()
 
 
-def band_payload(record: BandRecord) -> dict[str, Any]:
-    """A band as the app sees it (without ``calendarUrl``, which only REST adds, for owners
-    and admins)."""
-    band = record.band
-    return {
-        "id": band.id,
-        "name": band.name,
-        "genre": band.genre,
-        "ownerId": band.owner_id,
-        "members": [{"userId": m.user_id, "role": m.role} for m in record.members],
-    }
-
-
 class BandService:
     def __init__(
         self,
@@ -114,12 +104,14 @@ class BandService:
         fanout: Fanout,
         clock: Clock,
         calendar_key: bytes,
+        public_url: str | None,
     ) -> None:
         self._bands = bands
         self._memberships = memberships
         self._fanout = fanout
         self._clock = clock
         self._calendar_key = calendar_key
+        self._public_url = public_url
 
     async def access_band(self, user_id: str, band_id: str) -> tuple[BandRecord, str]:
         """The band and the user's role in it; ``not_found`` when they are not a member."""
@@ -134,9 +126,23 @@ class BandService:
         after: tuple[str, str] | None = None
         if cursor is not None:
             name, band_id = decode_cursor(cursor, 2)
-            after = (name, _uuid_from_cursor(band_id))
+            after = (name, read_part(band_id, cursor_uuid))
         rows = await self._bands.of_member(user_id, after, limit + 1)
         return page_of(rows, limit, lambda r: (r.band.name, r.band.id))
+
+    def band_view(self, viewer_id: str, record: BandRecord, origin: str) -> BandView:
+        """The band as ``viewer_id`` may see it: with its ``calendarUrl`` (a secret: whoever
+        holds it reads the band's gigs) only for the owner and admins. ``origin`` is where
+        the request came in (``https://host``), used when ``HUB_PUBLIC_URL`` is not set."""
+        if not may_manage(record.role_of(viewer_id)):
+            return band_view(record)
+        base = self._public_url or origin
+        url = f"{base}/api/bands/{record.band.id}/calendar.ics?token={self.calendar_token(record)}"
+        return band_view(record, calendar_url=url)
+
+    def band_page(self, viewer_id: str, page: Page[BandRecord], origin: str) -> BandPage:
+        views = [self.band_view(viewer_id, record, origin) for record in page.items]
+        return band_page(views, page.next_cursor)
 
     async def create(self, user_id: str, name: str, genre: str | None) -> BandRecord:
         record = await self._bands.create(name, genre, user_id, self._clock())
@@ -280,17 +286,6 @@ class BandService:
         member_id: str | None = None,
         also: Iterable[str] = (),
     ) -> None:
-        payload: dict[str, Any] = {"band": band_payload(record), "change": change}
-        if member_id is not None:
-            payload["userId"] = member_id
+        payload = band_updated_event(record, change, member_id).wire()
         recipients = record.member_ids | set(also)
         await self._fanout.deliver([Delivery(u, "band:updated", payload) for u in recipients])
-
-
-def _uuid_from_cursor(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidPayload(
-            "cursor: not a cursor of this list", details={"field": "cursor"}
-        ) from None

@@ -1,18 +1,33 @@
-"""TODO docstring"""
+"""What the bands and gigs services answer and push: a band, a gig, their pages, and the
+``band:updated`` and ``gig:updated`` pushes, each built by the one function below it.
+
+Who sees what is the services' decision, not the transport's: ``BandService.band_view`` adds
+``calendarUrl`` (the secret of the band's feed) only for its owner and admins, and a push
+never carries it, since it goes to every member. None of this is on the message path, so the
+views are the validated models themselves, sent with ``View.wire()``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
-from hub.protocol.fields import GigStatusName
+from hub.protocol.fields import BandRole, GigStatusName
 from hub.protocol.models import View, pushed
+from storage.sql.bands import BandRecord
+from storage.sql.gigs import GigRow
+
+BandChange = Literal[
+    "created", "updated", "member_added", "member_removed", "role_changed", "deleted"
+]
+GigChange = Literal["created", "updated", "status_changed"]
 
 
 class MemberView(View):
     userId: str
-    role: Literal["owner", "admin", "member"]
+    role: BandRole
 
 
 class BandView(View):
@@ -27,9 +42,28 @@ class BandView(View):
     )
 
 
+def band_view(record: BandRecord, *, calendar_url: str | None = None) -> BandView:
+    """The band; with ``calendar_url`` only when the viewer is one of its managers."""
+    band = record.band
+    view = BandView(
+        id=band.id,
+        name=band.name,
+        genre=band.genre,
+        ownerId=band.owner_id,
+        members=[MemberView(userId=m.user_id, role=m.role) for m in record.members],
+    )
+    if calendar_url is not None:
+        view.calendarUrl = calendar_url
+    return view
+
+
 class BandPage(View):
     items: list[BandView]
     nextCursor: str | None
+
+
+def band_page(items: Sequence[BandView], next_cursor: str | None) -> BandPage:
+    return BandPage(items=list(items), nextCursor=next_cursor)
 
 
 class GigView(View):
@@ -47,9 +81,31 @@ class GigView(View):
     updatedAt: int
 
 
+def gig_view(gig: GigRow) -> GigView:
+    d = gig.details
+    return GigView(
+        id=gig.id,
+        bandId=gig.band_id,
+        venueName=d.venue_name,
+        date=d.date.isoformat(),
+        startTime=d.start_time.strftime("%H:%M") if d.start_time else None,
+        endTime=d.end_time.strftime("%H:%M") if d.end_time else None,
+        feeAmount=d.fee_amount,
+        currency=d.currency,
+        locationAddress=d.location_address,
+        notes=d.notes,
+        status=gig.status,
+        updatedAt=gig.updated_at,
+    )
+
+
 class GigPage(View):
     items: list[GigView]
     nextCursor: str | None
+
+
+def gig_page(gigs: Sequence[GigRow], next_cursor: str | None) -> GigPage:
+    return GigPage(items=[gig_view(g) for g in gigs], nextCursor=next_cursor)
 
 
 @pushed("band:updated")
@@ -57,10 +113,18 @@ class BandUpdatedEvent(View):
     """The ``band:updated`` push."""
 
     band: BandView
-    change: Literal[
-        "created", "updated", "member_added", "member_removed", "role_changed", "deleted"
-    ]
+    change: BandChange
     userId: str | None = Field(default=None, description="the member a member change is about")
+
+
+def band_updated_event(
+    record: BandRecord, change: BandChange, member_id: str | None
+) -> BandUpdatedEvent:
+    """The push of a change, to every member: so never with ``calendarUrl``."""
+    event = BandUpdatedEvent(band=band_view(record), change=change)
+    if member_id is not None:
+        event.userId = member_id
+    return event
 
 
 @pushed("gig:updated")
@@ -68,4 +132,8 @@ class GigUpdatedEvent(View):
     """The ``gig:updated`` push."""
 
     gig: GigView
-    change: Literal["created", "updated", "status_changed"]
+    change: GigChange
+
+
+def gig_updated_event(gig: GigRow, change: GigChange) -> GigUpdatedEvent:
+    return GigUpdatedEvent(gig=gig_view(gig), change=change)

@@ -14,10 +14,10 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from hub.fanout import Delivery, Fanout
-from hub.messaging.views import copy_payload
+from hub.messaging.views import message_new
 from storage.sql.messages import MessageStore, MissingUser, NewMessage, SendOutcome
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SendQueue:
                     Delivery(
                         copy.user_id,
                         "message:new",
-                        copy_payload(copy),
+                        cast("dict[str, Any]", message_new(copy)),
                         pending.except_conn if copy.user_id == sender else None,
                     )
                     for copy in outcome.copies

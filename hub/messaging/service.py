@@ -10,16 +10,25 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.messaging.send_queue import SendQueue
-from hub.messaging.views import copy_payload
+from hub.messaging.views import (
+    ConversationPageDict,
+    MessagePageDict,
+    ReceiptStatus,
+    SyncPageViewDict,
+    conversation_page,
+    message_page,
+    receipt_event,
+    sync_page,
+)
+from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_part
 from storage.sql.bands import MembershipStore
 from storage.sql.messages import (
-    ConversationSummary,
     CopyToStore,
     MessageStore,
     MissingUser,
@@ -42,12 +51,6 @@ class Envelope:
     to: str
     ciphertext: bytes
     nonce: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SyncPage:
-    messages: list[dict[str, Any]]
-    more: bool
 
 
 SYNC_PAGE_BYTES = 1024 * 1024
@@ -79,7 +82,7 @@ class MessagingService:
             CopyToStore(to, sender.user_id, ciphertext, nonce),
             CopyToStore(sender.user_id, to, ciphertext, nonce),
         ]
-        return await self._store_and_deliver(sender, message_id, to, None, copies)
+        return await self._store_once(sender, message_id, to, None, copies)
 
     async def send_band(
         self, sender: Sender, message_id: str, band_id: str, envelopes: Sequence[Envelope]
@@ -102,9 +105,9 @@ class MessagingService:
         copies = [CopyToStore(e.to, sender.user_id, e.ciphertext, e.nonce) for e in envelopes]
         first = envelopes[0]
         copies.append(CopyToStore(sender.user_id, first.to, first.ciphertext, first.nonce))
-        return await self._store_and_deliver(sender, message_id, None, band_id, copies)
+        return await self._store_once(sender, message_id, None, band_id, copies)
 
-    async def _store_and_deliver(
+    async def _store_once(
         self,
         sender: Sender,
         message_id: str,
@@ -112,6 +115,9 @@ class MessagingService:
         band_id: str | None,
         copies: list[CopyToStore],
     ) -> StoredMessage:
+        """The message as committed, once: a resend of the same id returns the first one, and
+        the same id for another recipient or band is ``conflict``. Delivery is not awaited
+        here: the send queue fans the copies out after the commit, beside the next one."""
         message = NewMessage(
             id=message_id,
             sender_id=sender.user_id,
@@ -134,7 +140,7 @@ class MessagingService:
             raise Conflict("this message id is already used for another message")
         return stored
 
-    async def sync(self, user_id: str, after: int, limit: int | None) -> SyncPage:
+    async def sync(self, user_id: str, after: int, limit: int | None) -> SyncPageViewDict:
         """The user's messages with ``seq > after`` in order; ``more`` if the page was cut.
 
         A page also stops at ``SYNC_PAGE_BYTES`` of ciphertext (always holding at least one
@@ -142,32 +148,46 @@ class MessagingService:
         """
         page = min(limit or self._sync_page_limit, self._sync_page_limit)
         copies = await self._messages.copies_after(user_id, after, page + 1)
-        kept: list[dict[str, Any]] = []
         size = 0
-        for copy in copies[:page]:
+        for kept, copy in enumerate(copies[:page]):
             size += len(copy.ciphertext)
             if kept and size > SYNC_PAGE_BYTES:
-                return SyncPage(kept, True)
-            kept.append(copy_payload(copy))
-        return SyncPage(kept, len(copies) > page)
+                return sync_page(copies[:kept], True)
+        return sync_page(copies[:page], len(copies) > page)
 
-    async def conversations(self, user_id: str, limit: int) -> list[ConversationSummary]:
-        return await self._messages.conversations(user_id, limit)
+    async def conversations(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> ConversationPageDict:
+        """The user's conversations, the one with the newest message first, a page at a time.
+
+        A conversation's position is the user's ``seq`` of its last message, so one that gets
+        a new message while the user pages moves to the top (its ``message:new`` tells them)
+        and is not repeated further down.
+        """
+        before = _seq_in(cursor) if cursor is not None else None
+        summaries = await self._messages.conversations(user_id, before, limit + 1)
+        page = summaries[:limit]
+        more = len(summaries) > limit
+        return conversation_page(page, _seq_cursor(page[-1].last.seq) if more else None)
 
     async def history(
-        self, user_id: str, conversation_id: str, before_seq: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
+        self, user_id: str, conversation_id: str, limit: int, cursor: str | None
+    ) -> MessagePageDict:
         """A page of one conversation, newest first, and the cursor for the older page."""
-        before = before_seq if before_seq is not None else 2**62
+        before = _seq_in(cursor) if cursor is not None else None
         copies = await self._messages.conversation_before(
             user_id, conversation_id, before, limit + 1
         )
         page = copies[:limit]
-        cursor = page[-1].seq if len(copies) > limit else None
-        return [copy_payload(c) for c in page], cursor
+        more = len(copies) > limit
+        return message_page(page, _seq_cursor(page[-1].seq) if more else None)
 
     async def mark(
-        self, reader_id: str, reader_conn: str | None, message_ids: list[str], status: str
+        self,
+        reader_id: str,
+        reader_conn: str | None,
+        message_ids: list[str],
+        status: ReceiptStatus,
     ) -> int:
         """Record delivered/read for messages the reader received, and tell the senders'
         devices and the reader's other devices. Returns the time recorded."""
@@ -188,22 +208,23 @@ class MessagingService:
             Delivery(
                 sender_id,
                 "message:receipt",
-                {"ids": sent_ids, "by": reader_id, "status": status, "ts": now},
+                cast("dict[str, Any]", receipt_event(sent_ids, reader_id, status, now)),
             )
             for sender_id, sent_ids in by_sender.items()
         ]
+        everything = receipt_event([c.message_id for c in changes], reader_id, status, now)
         deliveries.append(
-            Delivery(
-                reader_id,
-                "message:receipt",
-                {
-                    "ids": [c.message_id for c in changes],
-                    "by": reader_id,
-                    "status": status,
-                    "ts": now,
-                },
-                reader_conn,
-            )
+            Delivery(reader_id, "message:receipt", cast("dict[str, Any]", everything), reader_conn)
         )
         await self._fanout.deliver(deliveries)
         return now
+
+
+def _seq_cursor(seq: int) -> str:
+    """The opaque cursor of a position in the user's own sequence (history, conversations)."""
+    return encode_cursor([str(seq)])
+
+
+def _seq_in(cursor: str) -> int:
+    (seq,) = decode_cursor(cursor, 1)
+    return read_part(seq, cursor_int)

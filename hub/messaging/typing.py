@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any, cast
 
 from hub.clock import Clock
 from hub.errors import Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
+from hub.messaging.views import TypingState, typing_in_band, typing_to_user
 from storage.sql.bands import MembershipStore
 
 THROTTLE_MEMORY = 50_000
@@ -33,7 +35,9 @@ class TypingService:
         while len(self._last_sent) > THROTTLE_MEMORY:
             self._last_sent.popitem(last=False)
 
-    async def relay(self, user_id: str, *, to: str | None, band: str | None, state: str) -> bool:
+    async def relay(
+        self, user_id: str, *, to: str | None, band: str | None, state: TypingState
+    ) -> bool:
         """Returns False when the indicator was throttled (not an error: the client may
         send at its own pace)."""
         if (to is None) == (band is None):
@@ -50,14 +54,13 @@ class TypingService:
             if not await self._memberships.visible_among(user_id, [to]):
                 raise Forbidden("you share no band or conversation with this user")
             self._record(key, now)
-            await self._fanout.deliver(
-                [Delivery(to, "typing", {"from": user_id, "to": to, "state": state})]
-            )
+            event = cast("dict[str, Any]", typing_to_user(user_id, to, state))
+            await self._fanout.deliver([Delivery(to, "typing", event)])
             return True
         members = await self._memberships.band_member_ids(target)
         if user_id not in members:
             raise NotFound("no such band")  # to a non-member, as if the band did not exist
         self._record(key, now)
-        payload = {"from": user_id, "band": target, "state": state}
-        await self._fanout.deliver([Delivery(m, "typing", payload) for m in members - {user_id}])
+        event = cast("dict[str, Any]", typing_in_band(user_id, target, state))
+        await self._fanout.deliver([Delivery(m, "typing", event) for m in members - {user_id}])
         return True

@@ -1,16 +1,32 @@
-"""How a stored copy of a message looks on the wire (``message:new``, sync, history)."""
+"""Messaging's wire shapes: ``message:new`` (also each item of sync and history), receipts,
+typing, and the acks and REST answers around them.
+
+These are on the hot path or next to it (every delivered message is a ``message:new``, a
+catch-up page holds up to 500 of them), so they are built as plain dicts and never validated
+one by one. Each shape is therefore written twice, on purpose: a ``View`` model, which
+documents it (OpenAPI, the test phones' checks of every pushed event), and a ``TypedDict`` of
+the same name with ``Dict`` appended, which mypy holds its one builder function to (a
+misspelt or missing key is a type error). ``WIRE_SHAPES`` pairs them; a unit test
+(``tests/test_views.py``) fails when a pair's keys or required keys differ, and the behaviour
+tests validate what the hub really sends against the models.
+"""
 
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal, NotRequired, TypedDict
 
 from pydantic import ConfigDict, Field
 
-from hub.protocol.models import View
-from storage.sql.messages import StoredCopy
+from hub.protocol.models import View, pushed
+from storage.sql.messages import ConversationSummary, StoredCopy, StoredMessage
+
+ReceiptStatus = Literal["delivered", "read"]
+TypingState = Literal["start", "stop"]
 
 
+@pushed("message:new")
 class MessageView(View):
     """``message:new`` as the reading user sees it: ``to`` (direct) or ``band``."""
 
@@ -18,50 +34,38 @@ class MessageView(View):
 
     id: str
     from_: str = Field(alias="from")
-    to: str | None = None
-    band: str | None = None
+    to: str | None = Field(default=None, description="direct: the recipient")
+    band: str | None = Field(default=None, description="band message: the band")
     ciphertext: str
     nonce: str
     ts: int
-    seq: int
-    peer: str
+    seq: int = Field(description="this user's own gapless sequence number")
+    peer: str = Field(description="whose public key opens the box with your secret key")
 
 
-class ConversationView(View):
-    conversationId: str
-    kind: Literal["direct", "band"]
-    lastMessage: MessageView
-    unread: int
-
-
-class ConversationPage(View):
-    items: list[ConversationView]
-    nextCursor: None
-
-
-class MessagePage(View):
-    items: list[MessageView]
-    nextCursor: int | None = Field(description="pass as cursor for older messages")
-
-
-class SentMessageView(View):
-    id: str
-    ts: int
-
-
-class ReadMarkView(View):
-    id: str
-    status: Literal["read"]
-    ts: int
+MessageViewDict = TypedDict(
+    "MessageViewDict",
+    {
+        "id": str,
+        "from": str,
+        "to": NotRequired[str],
+        "band": NotRequired[str],
+        "ciphertext": str,
+        "nonce": str,
+        "ts": int,
+        "seq": int,
+        "peer": str,
+    },
+)
 
 
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def copy_payload(copy: StoredCopy) -> dict[str, Any]:
-    """``message:new`` as one user sees it: ``seq`` is theirs, ``peer`` opens the box."""
-    body: dict[str, Any] = {
+def message_new(copy: StoredCopy) -> MessageViewDict:
+    """One user's copy as that user receives it: ``seq`` is theirs, ``peer`` opens the box."""
+    body: MessageViewDict = {
         "id": copy.message_id,
         "from": copy.sender_id,
         "ciphertext": b64(copy.ciphertext),
@@ -75,3 +79,197 @@ def copy_payload(copy: StoredCopy) -> dict[str, Any]:
     else:
         body["to"] = copy.conversation_id if copy.sender_id == copy.user_id else copy.user_id
     return body
+
+
+@pushed("message:receipt")
+class ReceiptView(View):
+    """``message:receipt``: ``by`` marked ``ids`` at ``ts``."""
+
+    ids: list[str]
+    by: str
+    status: ReceiptStatus
+    ts: int
+
+
+class ReceiptViewDict(TypedDict):
+    ids: list[str]
+    by: str
+    status: ReceiptStatus
+    ts: int
+
+
+def receipt_event(ids: list[str], by: str, status: ReceiptStatus, ts: int) -> ReceiptViewDict:
+    return {"ids": ids, "by": by, "status": status, "ts": ts}
+
+
+@pushed("typing")
+class TypingView(View):
+    """``typing``: to the other user (``to``) or the band's other members (``band``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str | None = None
+    band: str | None = None
+    state: TypingState
+
+
+TypingViewDict = TypedDict(
+    "TypingViewDict",
+    {"from": str, "to": NotRequired[str], "band": NotRequired[str], "state": TypingState},
+)
+
+
+def typing_to_user(sender_id: str, to: str, state: TypingState) -> TypingViewDict:
+    return {"from": sender_id, "to": to, "state": state}
+
+
+def typing_in_band(sender_id: str, band_id: str, state: TypingState) -> TypingViewDict:
+    return {"from": sender_id, "band": band_id, "state": state}
+
+
+class TypingAckView(View):
+    """The ``typing`` ack (after ``ok``): ``relayed: false`` when it was throttled."""
+
+    relayed: bool
+
+
+class TypingAckViewDict(TypedDict):
+    relayed: bool
+
+
+def typing_ack(relayed: bool) -> TypingAckViewDict:
+    return {"relayed": relayed}
+
+
+class SentMessageView(View):
+    """The ``message:send`` ack (after ``ok``) and the answer of ``POST /api/messages``."""
+
+    id: str
+    ts: int = Field(description="the commit time, as in the recipients' message:new")
+
+
+class SentMessageViewDict(TypedDict):
+    id: str
+    ts: int
+
+
+def sent_message(stored: StoredMessage) -> SentMessageViewDict:
+    return {"id": stored.id, "ts": stored.ts}
+
+
+class SyncPageView(View):
+    """The ``message:sync`` ack (after ``ok``)."""
+
+    messages: list[MessageView]
+    more: bool = Field(description="call again after the last seq")
+
+
+class SyncPageViewDict(TypedDict):
+    messages: list[MessageViewDict]
+    more: bool
+
+
+def sync_page(copies: Sequence[StoredCopy], more: bool) -> SyncPageViewDict:
+    return {"messages": [message_new(c) for c in copies], "more": more}
+
+
+class MarkedView(View):
+    """The ``message:delivered`` and ``message:read`` ack (after ``ok``)."""
+
+    ts: int
+
+
+class MarkedViewDict(TypedDict):
+    ts: int
+
+
+def marked(ts: int) -> MarkedViewDict:
+    return {"ts": ts}
+
+
+class ReadMarkView(View):
+    """The answer of ``PUT /api/messages/{id}/read``."""
+
+    id: str
+    status: Literal["read"]
+    ts: int
+
+
+class ReadMarkViewDict(TypedDict):
+    id: str
+    status: Literal["read"]
+    ts: int
+
+
+def read_mark(message_id: str, ts: int) -> ReadMarkViewDict:
+    return {"id": message_id, "status": "read", "ts": ts}
+
+
+class ConversationView(View):
+    conversationId: str = Field(description="the other user's id (direct) or the band's id")
+    kind: Literal["direct", "band"]
+    lastMessage: MessageView
+    unread: int
+
+
+class ConversationViewDict(TypedDict):
+    conversationId: str
+    kind: Literal["direct", "band"]
+    lastMessage: MessageViewDict
+    unread: int
+
+
+class ConversationPage(View):
+    items: list[ConversationView]
+    nextCursor: str | None = Field(description="pass as cursor for the next page; null: no more")
+
+
+class ConversationPageDict(TypedDict):
+    items: list[ConversationViewDict]
+    nextCursor: str | None
+
+
+def conversation_page(
+    summaries: Sequence[ConversationSummary], next_cursor: str | None
+) -> ConversationPageDict:
+    items: list[ConversationViewDict] = [
+        {
+            "conversationId": s.conversation_id,
+            "kind": "band" if s.band_id else "direct",
+            "lastMessage": message_new(s.last),
+            "unread": s.unread,
+        }
+        for s in summaries
+    ]
+    return {"items": items, "nextCursor": next_cursor}
+
+
+class MessagePage(View):
+    items: list[MessageView]
+    nextCursor: str | None = Field(description="pass as cursor for older messages; null: no more")
+
+
+class MessagePageDict(TypedDict):
+    items: list[MessageViewDict]
+    nextCursor: str | None
+
+
+def message_page(copies: Sequence[StoredCopy], next_cursor: str | None) -> MessagePageDict:
+    return {"items": [message_new(c) for c in copies], "nextCursor": next_cursor}
+
+
+# Each model and the TypedDict its builder is typed against (see the module docstring).
+WIRE_SHAPES: dict[type[View], type] = {
+    MessageView: MessageViewDict,
+    ReceiptView: ReceiptViewDict,
+    TypingView: TypingViewDict,
+    TypingAckView: TypingAckViewDict,
+    SentMessageView: SentMessageViewDict,
+    SyncPageView: SyncPageViewDict,
+    MarkedView: MarkedViewDict,
+    ReadMarkView: ReadMarkViewDict,
+    ConversationView: ConversationViewDict,
+    ConversationPage: ConversationPageDict,
+    MessagePage: MessagePageDict,
+}

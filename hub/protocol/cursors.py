@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -18,7 +19,9 @@ import orjson
 from hub.errors import InvalidPayload
 
 Item = TypeVar("Item")
+Part = TypeVar("Part")
 MAX_CURSOR_CHARS = 512
+MAX_CURSOR_INT = 2**62  # far above any sequence or time in ms, far below bigint
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +34,48 @@ def encode_cursor(parts: Sequence[str]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(parts))).rstrip(b"=").decode()
 
 
+def not_a_cursor() -> InvalidPayload:
+    return InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
+
+
 def decode_cursor(cursor: str, arity: int) -> list[str]:
     """The ``arity`` strings a cursor holds, or ``invalid_payload``."""
     if len(cursor) > MAX_CURSOR_CHARS:
-        raise InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
+        raise not_a_cursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = orjson.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidPayload(
-            "cursor: not a cursor of this list", details={"field": "cursor"}
-        ) from None
+        raise not_a_cursor() from None
     if (
         not isinstance(parts, list)
         or len(parts) != arity
         or not all(isinstance(p, str) for p in parts)
     ):
-        raise InvalidPayload("cursor: not a cursor of this list", details={"field": "cursor"})
+        raise not_a_cursor()
     return parts
+
+
+def read_part(part: str, parse: Callable[[str], Part]) -> Part:
+    """One decoded part as the list's position needs it (``cursor_int``, ``cursor_uuid``,
+    ``datetime.date.fromisoformat``): a part that does not parse, say from a forged cursor,
+    is ``invalid_payload`` too, and never reaches a query."""
+    try:
+        return parse(part)
+    except ValueError:
+        raise not_a_cursor() from None
+
+
+def cursor_int(part: str) -> int:
+    """A sequence number or a time in ms: bounded, so a forged one cannot overflow a bigint."""
+    value = int(part)
+    if not 0 <= value <= MAX_CURSOR_INT:
+        raise ValueError(f"{value} is out of range")
+    return value
+
+
+def cursor_uuid(part: str) -> str:
+    return str(uuid.UUID(part))
 
 
 def page_of(rows: list[Item], limit: int, position: Callable[[Item], Sequence[str]]) -> Page[Item]:

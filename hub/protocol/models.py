@@ -11,7 +11,7 @@ no model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +20,12 @@ class View(BaseModel):
     """A shape the hub sends: unknown keys are a test failure, not silently accepted."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object as sent: wire names (``from``), and an optional key that was not
+        given when the view was built left out (absent, not ``null``: e.g. ``email`` in a
+        profile of someone else)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 Shape = TypeVar("Shape", bound=type[View])

@@ -129,23 +129,27 @@ COPY_COLUMNS = (
 SELECT_COPIES_AFTER = f"""
 SELECT {COPY_COLUMNS} FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
 """
-SELECT_LAST_SEQ = "SELECT last_seq FROM user_seqs WHERE user_id = $1"
 SELECT_CONVERSATION_BEFORE = f"""
 SELECT {COPY_COLUMNS} FROM inbox
 WHERE user_id = $1 AND conversation_id = $2 AND seq < $3
 ORDER BY seq DESC LIMIT $4
 """
+# A conversation's position in the list is the user's seq of its last copy: unique per user,
+# so it pages without ties ($2: the position the previous page ended at).
 SELECT_LAST_COPY_PER_CONVERSATION = f"""
 SELECT * FROM (
     SELECT DISTINCT ON (conversation_id) {COPY_COLUMNS} FROM inbox
     WHERE user_id = $1 ORDER BY conversation_id, seq DESC
-) AS last ORDER BY seq DESC LIMIT $2
+) AS last WHERE seq < $2 ORDER BY seq DESC LIMIT $3
 """
 COUNT_UNREAD_PER_CONVERSATION = """
 SELECT conversation_id, count(*) AS unread FROM inbox
-WHERE user_id = $1 AND read_at IS NULL AND sender_id <> $1
+WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])
+  AND read_at IS NULL AND sender_id <> $1
 GROUP BY conversation_id
 """
+# Above every seq: "from the newest" for the lists that page backwards.
+NEWEST = 2**62
 # Marks only when every id is one the user received (not sent): ``mine`` lists those, and
 # the update runs only if it holds them all. One round trip answers both questions.
 _MARK_RECEIVED = """
@@ -306,22 +310,29 @@ class MessageStore:
         rows = await self._pool.fetch(SELECT_COPIES_AFTER, user_id, after_seq, limit)
         return [_copy(r) for r in rows]
 
-    async def last_seq(self, user_id: str) -> int:
-        value = await self._pool.fetchval(SELECT_LAST_SEQ, user_id)
-        return int(value or 0)
-
     async def conversation_before(
-        self, user_id: str, conversation_id: str, before_seq: int, limit: int
+        self, user_id: str, conversation_id: str, before_seq: int | None, limit: int
     ) -> list[StoredCopy]:
+        """The user's copies in one conversation with ``seq < before_seq`` (None: from the
+        newest), newest first."""
+        before = NEWEST if before_seq is None else before_seq
         rows = await self._pool.fetch(
-            SELECT_CONVERSATION_BEFORE, user_id, conversation_id, before_seq, limit
+            SELECT_CONVERSATION_BEFORE, user_id, conversation_id, before, limit
         )
         return [_copy(r) for r in rows]
 
-    async def conversations(self, user_id: str, limit: int) -> list[ConversationSummary]:
+    async def conversations(
+        self, user_id: str, before_seq: int | None, limit: int
+    ) -> list[ConversationSummary]:
+        """The user's conversations whose last copy has ``seq < before_seq`` (None: all),
+        the most recent first, each with its last copy and how many are unread."""
+        before = NEWEST if before_seq is None else before_seq
         async with self._pool.acquire() as conn:
-            last_rows = await conn.fetch(SELECT_LAST_COPY_PER_CONVERSATION, user_id, limit)
-            unread_rows = await conn.fetch(COUNT_UNREAD_PER_CONVERSATION, user_id)
+            last_rows = await conn.fetch(SELECT_LAST_COPY_PER_CONVERSATION, user_id, before, limit)
+            if not last_rows:
+                return []
+            shown = [row["conversation_id"] for row in last_rows]
+            unread_rows = await conn.fetch(COUNT_UNREAD_PER_CONVERSATION, user_id, shown)
         unread = {str(r["conversation_id"]): int(r["unread"]) for r in unread_rows}
         out = []
         for row in last_rows:

@@ -51,7 +51,6 @@ RETURNING {USER_COLUMNS}
 INSERT_USER_SEQ = "INSERT INTO user_seqs (user_id) VALUES ($1)"
 SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE id = $1"
 SELECT_CREDENTIALS_BY_EMAIL = "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)"
-SELECT_EXISTING_USER_IDS = "SELECT id FROM users WHERE id = ANY($1::uuid[])"
 SELECT_LAST_SEEN_OF = "SELECT id, last_seen_at FROM users WHERE id = ANY($1::uuid[])"
 UPDATE_PROFILE = f"""
 UPDATE users SET name = COALESCE($2, name) WHERE id = $1 RETURNING {USER_COLUMNS}
@@ -122,10 +121,6 @@ class UserStore:
     async def credentials_by_email(self, email: str) -> Credentials | None:
         row = await self._pool.fetchrow(SELECT_CREDENTIALS_BY_EMAIL, email)
         return Credentials(str(row["id"]), row["password_hash"]) if row else None
-
-    async def existing_ids(self, user_ids: list[str]) -> set[str]:
-        rows = await self._pool.fetch(SELECT_EXISTING_USER_IDS, user_ids)
-        return {str(r["id"]) for r in rows}
 
     async def last_seen_of(self, user_ids: list[str]) -> dict[str, int | None]:
         """``last_seen_at`` of each existing user among ``user_ids``, in one query."""
