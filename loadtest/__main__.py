@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import report
+from loadtest.phones.worker import raise_fd_limit
 from loadtest.plan import HUB, TARGETS, SoakPlan
 from loadtest.runner import Options, RunFailed, StepPlan, Targets, idle, run, step
 from loadtest.soak import KillPlan, soak
-from loadtest.worker import raise_fd_limit
 
 
 def _env_pair(text: str) -> tuple[str, str]:

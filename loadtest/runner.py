@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from loadtest import worker as worker_module
 from loadtest.fleet import Fleet
 from loadtest.monitor import Monitor, cpu_count
+from loadtest.phones import worker as worker_module
 from loadtest.plan import HUB, Mix, PairPlan, Segment, WorkerPlan, split_round_robin
 from loadtest.stats import Samples, fmt_ms, p99_with_missing, summary
 

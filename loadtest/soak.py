@@ -3,7 +3,7 @@
 The parent runs the usual session (spawned PostgreSQL, Redis and N ≥ 2 hub nodes, worker
 processes holding the phones) and, from its main loop, a ``Killer``: every ``kill_every``
 seconds it ``kill -9``s the next node (round robin) and starts it again ``down_for`` seconds
-later on the same port with the same environment. The phones (``recovery.py``) reconnect,
+later on the same port with the same environment. The phones (``phones/recovery.py``) reconnect,
 resend and sync by themselves; at the end the result says whether anything acknowledged was
 lost or stored twice.
 
