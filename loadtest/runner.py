@@ -27,6 +27,21 @@ import numpy as np
 from loadtest.fleet import Fleet
 from loadtest.monitor import Monitor, cpu_count
 from loadtest.phones import worker as worker_module
+from loadtest.pipe import (
+    Close,
+    Connect,
+    DirectTally,
+    Failed,
+    Final,
+    Halt,
+    ParentMessage,
+    PhaseProgress,
+    Ready,
+    Registered,
+    Start,
+    Tick,
+    WorkerMessage,
+)
 from loadtest.plan import HUB, Mix, PairPlan, Segment, WorkerPlan, split_round_robin
 from loadtest.stats import Samples, fmt_ms, p99_with_missing, summary
 
@@ -81,11 +96,11 @@ class Session:
         self.conns: list[Connection] = []
         self.procs: list[multiprocessing.process.BaseProcess] = []
         self.plans: list[WorkerPlan] = []
-        self.progress: dict[int, tuple[str, int, int]] = {}
-        self.ticks: dict[int, dict[int, dict[str, Any]]] = {}
-        self.finals: dict[int, dict[str, Any]] = {}
-        self.ready: dict[int, dict[str, Any]] = {}
-        self.registered: dict[int, dict[str, Any]] = {}
+        self.progress: dict[int, PhaseProgress] = {}
+        self.ticks: dict[int, dict[int, Tick]] = {}
+        self.finals: dict[int, Final] = {}
+        self.ready: dict[int, Ready] = {}
+        self.registered: dict[int, Registered] = {}
         self.ack = Samples()
         self.e2e = Samples()
         self.other_ack_chunks: list[bytes] = []
@@ -217,7 +232,7 @@ class Session:
             self.procs.append(process)
         self.monitor.add("driver", [os.getpid(), *[p.pid for p in self.procs if p.pid]])
 
-    def broadcast(self, *message: Any) -> None:
+    def broadcast(self, message: ParentMessage) -> None:
         for conn in self.conns:
             with contextlib.suppress(OSError, BrokenPipeError):
                 conn.send(message)
@@ -237,21 +252,20 @@ class Session:
                 if index not in self.finals and not self.halted_by_close:
                     raise RunFailed(f"worker {index} exited unexpectedly") from None
 
-    def handle(self, index: int, message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "progress":
-            self.progress[index] = (message[1], message[2], message[3])
-        elif kind == "registered":
-            self.registered[index] = message[1]
-        elif kind == "ready":
-            self.ready[index] = message[1]
-            self.setup_errors.update(message[1].get("errors", {}))
-        elif kind == "tick":
-            self.ticks.setdefault(message[1], {})[index] = message[2]
-        elif kind == "final":
-            self.finals[index] = message[1]
-        elif kind == "failed":
-            raise RunFailed(f"worker {index} failed:\n{message[1]}")
+    def handle(self, index: int, message: WorkerMessage) -> None:
+        if isinstance(message, PhaseProgress):
+            self.progress[index] = message
+        elif isinstance(message, Registered):
+            self.registered[index] = message
+        elif isinstance(message, Ready):
+            self.ready[index] = message
+            self.setup_errors.update(message.errors)
+        elif isinstance(message, Tick):
+            self.ticks.setdefault(message.index, {})[index] = message
+        elif isinstance(message, Final):
+            self.finals[index] = message
+        elif isinstance(message, Failed):
+            raise RunFailed(f"worker {index} failed:\n{message.traceback}")
 
     def wait_for(self, what: dict[int, Any], phase: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -265,7 +279,7 @@ class Session:
             now = time.monotonic()
             if now - last_print >= 1.0 and self.progress:
                 last_print = now
-                done = sum(p[2] for p in self.progress.values() if p[0] == phase)
+                done = sum(p.done for p in self.progress.values() if p.phase == phase)
                 total = sum(len_users(p) for p in self.plans)
                 if done:
                     rate = done / max(1e-6, now - started)
@@ -302,10 +316,10 @@ class Session:
         self.info["server_rss_before_connect"] = self.monitor.rss("server")
         say(f"connecting {clients} sockets…", quiet=o.quiet)
         started = time.monotonic()
-        self.broadcast("connect")
+        self.broadcast(Connect())
         self.wait_for(self.ready, "connect", 120 + clients / 20)
         self.info["connect_s"] = round(time.monotonic() - started, 1)
-        connected = sum(r["connected"] for r in self.ready.values())
+        connected = sum(r.connected for r in self.ready.values())
         self.info["connected_at_start"] = connected
         self.info["clients"] = clients
         say(
@@ -327,7 +341,7 @@ class Session:
         self.segments = segments
         self.duration_s = duration_s
         self.started_ns = time.monotonic_ns() + int(1.0 * NS)
-        self.broadcast("start", self.started_ns, segments, duration_s)
+        self.broadcast(Start(self.started_ns, segments, duration_s))
         deadline = time.monotonic() + 1 + duration_s + self.o.drain_timeout + self.finish_grace_s
         self.monitor.sample(self.elapsed())
         while len(self.finals) < len(self.conns):
@@ -349,13 +363,13 @@ class Session:
         if not self.halted:
             self.halted = True
             self.halted_at_s = (time.monotonic_ns() - self.started_ns) / NS
-            self.broadcast("halt")
+            self.broadcast(Halt())
 
     def _row_complete(self, index: int) -> bool:
         got = self.ticks.get(index)
         return got is not None and len(got) >= len(self.conns) - len(self.finals)
 
-    def absorb(self, per_worker: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    def absorb(self, per_worker: dict[int, Tick]) -> dict[str, Any]:
         merged: dict[str, Any] = {
             "counters": Counter(),
             "errors": Counter(),
@@ -367,22 +381,23 @@ class Session:
             "gauges": Counter(),
         }
         ack, e2e = Samples(), Samples()
-        for index, stats in per_worker.items():
-            self.last_connections[index] = stats["connections"]
-            merged["counters"].update(stats["counters"])
-            merged["errors"].update(stats["errors"])
-            merged["gauges"].update(stats.get("gauges", {}))
-            for key in ("overdue", "in_flight"):
-                merged[key] += stats[key]
-            merged["write_buffer"] = max(merged["write_buffer"], stats["write_buffer"])
-            merged["max_lag_ms"] = max(merged["max_lag_ms"], stats["max_lag_ms"])
-            self.ack.add(stats["ack"])
-            self.e2e.add(stats["e2e"])
-            if stats["other_ack"]:
-                self.other_ack_chunks.append(stats["other_ack"])
-            ack.add(stats["ack"])
-            e2e.add(stats["e2e"])
-            self.sent_by_second.update(stats["sent_by_second"])
+        for index, tick in per_worker.items():
+            stats = tick.interval
+            self.last_connections[index] = tick.connections
+            merged["counters"].update(stats.counters)
+            merged["errors"].update(stats.errors)
+            merged["gauges"].update(tick.gauges)
+            merged["overdue"] += tick.overdue
+            merged["in_flight"] += tick.in_flight
+            merged["write_buffer"] = max(merged["write_buffer"], tick.write_buffer)
+            merged["max_lag_ms"] = max(merged["max_lag_ms"], stats.max_lag_ms)
+            self.ack.add(stats.ack)
+            self.e2e.add(stats.e2e)
+            if stats.other_ack:
+                self.other_ack_chunks.append(stats.other_ack)
+            ack.add(stats.ack)
+            e2e.add(stats.e2e)
+            self.sent_by_second.update(stats.sent_by_second)
         merged["connections"] = sum(self.last_connections.values())
         self.counters.update(merged["counters"])
         self.errors.update(merged["errors"])
@@ -444,7 +459,7 @@ class Session:
 
     def finish(self) -> None:
         self.halted_by_close = True
-        self.broadcast("close")
+        self.broadcast(Close())
         deadline = time.monotonic() + 60
         for process in self.procs:
             process.join(max(0.1, deadline - time.monotonic()))
@@ -482,13 +497,15 @@ class Session:
         lost_samples: list[dict[str, Any]] = []
         lost_seconds: list[float] = []
         for final in self.finals.values():
+            tally = final.tally
+            assert isinstance(tally, DirectTally)
             for key in keys:
-                totals[key] += final.get(key, 0)
-            lost_samples.extend(final.get("lost_samples", []))
-            lost_seconds.extend(final.get("lost_seconds", []))
+                totals[key] += getattr(tally, key)
+            lost_samples.extend(tally.lost_samples)
+            lost_seconds.extend(tally.lost_seconds)
         totals["sent"] = self.counters.get("sent", 0)
         totals["acked"] = self.counters.get("acked", 0)
-        totals["connected_at_end"] = sum(f.get("connected", 0) for f in self.finals.values())
+        totals["connected_at_end"] = sum(f.connected for f in self.finals.values())
         totals["lost_samples"] = lost_samples[:20]
         totals["lost_seconds"] = lost_seconds
         return totals

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from loadtest.fleet import Server
+from loadtest.pipe import SoakTally
 from loadtest.plan import HUB, Segment, SoakPlan
 from loadtest.runner import (
     NS,
@@ -290,24 +291,7 @@ def hub_log_summary(servers: list[Server]) -> dict[str, Any]:
     return out
 
 
-def _merge(finals: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for final in finals:
-        for key, value in final.items():
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int | float):
-                merged[key] = merged.get(key, 0) + value
-            elif isinstance(value, list):
-                merged.setdefault(key, []).extend(value)
-            elif isinstance(value, dict):
-                into = merged.setdefault(key, {})
-                for k, v in value.items():
-                    into[k] = into.get(k, 0) + v
-    return merged
-
-
-def reconnect_stats(times: list[Any], kill_times: list[float]) -> dict[str, Any]:
+def reconnect_stats(times: list[tuple[float, float]], kill_times: list[float]) -> dict[str, Any]:
     ms = np.array([t[1] for t in times], dtype=float)
     overall = summary(ms)
     per_kill = []
@@ -326,7 +310,8 @@ def evaluate(session: SoakSession) -> dict[str, Any]:
     o = session.o
     killer = session.killer
     duration = session.duration_s
-    final = _merge(list(session.finals.values()))
+    tallies = [f.tally for f in session.finals.values() if isinstance(f.tally, SoakTally)]
+    final = SoakTally.merge(tallies)
     c = session.counters
     sent = c.get("sent", 0)
     acked = c.get("acked", 0)
@@ -349,32 +334,32 @@ def evaluate(session: SoakSession) -> dict[str, Any]:
         "delivered_live": c.get("delivered", 0),
         "recovered_by_sync": c.get("recovered", 0),
         "recovered_by_final_sync": c.get("recovered_final", 0),
-        "lost": final.get("lost", 0),
-        "duplicates": final.get("duplicates", 0),
-        "redelivered": final.get("redelivered", {}),
-        "unacked": final.get("unacked", 0),
-        "unacked_never_written": final.get("unacked_never_written", 0),
-        "unacked_but_delivered": final.get("unacked_but_delivered", 0),
-        "failed": final.get("failed", 0),
-        "failed_codes": final.get("failed_codes", {}),
-        "corrupted": final.get("corrupted", 0),
-        "unexpected": final.get("unexpected", 0),
-        "seq_gaps": final.get("seq_gaps", 0),
-        "not_stored": final.get("not_stored", 0),
-        "final_sync_ok": final.get("final_sync_ok", 0),
-        "final_sync_failed": final.get("final_sync_failed", 0),
-        "lost_samples": final.get("lost_samples", [])[:20],
-        "duplicate_samples": final.get("duplicate_samples", [])[:20],
+        "lost": final.lost,
+        "duplicates": final.duplicates,
+        "redelivered": final.redelivered,
+        "unacked": final.unacked,
+        "unacked_never_written": final.unacked_never_written,
+        "unacked_but_delivered": final.unacked_but_delivered,
+        "failed": final.failed,
+        "failed_codes": final.failed_codes,
+        "corrupted": final.corrupted,
+        "unexpected": final.unexpected,
+        "seq_gaps": final.seq_gaps,
+        "not_stored": final.not_stored,
+        "final_sync_ok": final.final_sync_ok,
+        "final_sync_failed": final.final_sync_failed,
+        "lost_samples": final.lost_samples[:20],
+        "duplicate_samples": final.duplicate_samples[:20],
     }
     result["totals"] = totals
     result["kills"] = kills
-    reconnects = reconnect_stats(final.get("reconnect_times", []), kill_times)
+    reconnects = reconnect_stats(final.reconnect_times, kill_times)
     result["reconnects"] = {
         "drops": c.get("drops", 0),
         "reconnects": c.get("reconnects", 0),
-        "gave_up": final.get("reconnect_gave_up", 0),
+        "gave_up": final.reconnect_gave_up,
         **reconnects,
-        "refusals": final.get("refusals", {}),
+        "refusals": final.refusals,
     }
     result["latency_ms"] = {
         "ack": summary(session.ack.latencies()),
@@ -386,7 +371,7 @@ def evaluate(session: SoakSession) -> dict[str, Any]:
     result["connections"] = {
         "clients": session.info.get("clients"),
         "at_start": session.info.get("connected_at_start"),
-        "at_end": final.get("connected", 0),
+        "at_end": sum(f.connected for f in session.finals.values()),
     }
     result["resources"] = session.resource_summary(0.5, duration + 0.5)
     by_minute: dict[int, float] = {}

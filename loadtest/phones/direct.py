@@ -15,6 +15,7 @@ from typing import Any
 
 from loadtest.crypto import plaintext_size
 from loadtest.phones.world import NS, Activity, Pair, User, World
+from loadtest.pipe import DirectTally, Sample
 
 
 class DirectMessages(Activity):
@@ -159,9 +160,10 @@ class DirectMessages(Activity):
         unacked, undelivered = self.outstanding()
         return bool(unacked or undelivered)
 
-    def final(self, world: World) -> dict[str, Any]:
+    def tally(self, world: World) -> DirectTally:
+        """How the messages ended, after the drain: what the parent adds up over workers."""
         unacked = unacked_disconnected = lost = undeliverable = 0
-        lost_samples: list[dict[str, Any]] = []
+        lost_samples: list[Sample] = []
         lost_seconds: list[float] = []
         for message_id, (intended, pair, acked, deliveries) in self.records.items():
             if not acked:
@@ -193,16 +195,16 @@ class DirectMessages(Activity):
                         "recipientUrl": pair.recipient.url,
                     }
                 )
-        return {
-            "delivered": self.delivered_unique,
-            "duplicated": self.duplicated,
-            "corrupted": self.corrupted,
-            "unexpected": self.unexpected,
-            "ack_failed": len(self.failed),
-            "unacked": unacked,
-            "unacked_sender_disconnected": unacked_disconnected,
-            "lost": lost,
-            "undeliverable": undeliverable,
-            "lost_samples": lost_samples,
-            "lost_seconds": lost_seconds,
-        }
+        return DirectTally(
+            delivered=self.delivered_unique,
+            duplicated=self.duplicated,
+            corrupted=self.corrupted,
+            unexpected=self.unexpected,
+            ack_failed=len(self.failed),
+            unacked=unacked,
+            unacked_sender_disconnected=unacked_disconnected,
+            lost=lost,
+            undeliverable=undeliverable,
+            lost_samples=lost_samples,
+            lost_seconds=lost_seconds,
+        )

@@ -27,6 +27,7 @@ from loadtest.phones.inflight import (
     error_code,
 )
 from loadtest.phones.world import User, World
+from loadtest.pipe import Sample
 from loadtest.plan import SoakPlan
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], None]
@@ -48,7 +49,7 @@ class Histories:
         self.spawn = spawn
         self.redelivered: Counter[str] = Counter()
         self.n: Counter[str] = Counter()  # outcome counters for the final numbers
-        self.duplicate_samples: list[dict[str, Any]] = []
+        self.duplicate_samples: list[Sample] = []
 
     def on_message(self, user: User, data: Any) -> None:
         phone = self.phones.get(user)

@@ -25,6 +25,7 @@ from loadtest.phones.inflight import SAMPLES, SYNC, Phone, Record, SocketLost
 from loadtest.phones.outbox import Outboxes
 from loadtest.phones.redial import Dial, Redialer
 from loadtest.phones.world import NS, Activity, User, World
+from loadtest.pipe import Sample, SoakTally
 from loadtest.plan import SoakPlan
 
 
@@ -184,9 +185,10 @@ class SoakMessages(Activity):
         limit = now_ns - int(after_s * NS)
         return sum(1 for r in self.records.values() if r.intended_ns < limit)
 
-    def final(self, world: World) -> dict[str, Any]:
+    def tally(self, world: World) -> SoakTally:
+        """How the messages ended, after the final syncs: what the parent adds up."""
         lost = unacked = unacked_seen = failed = never_written = 0
-        lost_samples: list[dict[str, Any]] = []
+        lost_samples: list[Sample] = []
         failed_codes: Counter[str] = Counter()
         for message_id, record in self.records.items():
             pair = record.pair
@@ -217,29 +219,28 @@ class SoakMessages(Activity):
                     never_written += 1
         recipients = [p for p in self.phones.values() if p.user.role == "recipient"]
         histories, redialer = self.histories, self.redialer
-        return {
-            "acked_ids": len(self.outboxes.ack_ts),
-            "lost": lost,
-            "lost_samples": lost_samples,
-            "unacked": unacked,
-            "unacked_never_written": never_written,
-            "unacked_but_delivered": unacked_seen,
-            "failed": failed,
-            "failed_codes": dict(failed_codes),
-            "duplicates": histories.n["duplicates"],
-            "duplicate_samples": histories.duplicate_samples,
-            "redelivered": dict(histories.redelivered),
-            "unexpected": histories.n["unexpected"],
-            "corrupted": histories.n["corrupted"],
-            "seq_gaps": histories.n["seq_gaps"],
-            "not_stored": histories.n["not_stored"],
-            "reconnect_gave_up": redialer.gave_up,
-            "reconnect_times": redialer.reconnect_times,
-            "refusals": dict(redialer.refusals),
-            "final_sync_ok": sum(1 for p in recipients if p.final == "ok"),
-            "final_sync_failed": sum(1 for p in recipients if p.final != "ok"),
-            "connected": world.connected_count(),
-        }
+        return SoakTally(
+            acked_ids=len(self.outboxes.ack_ts),
+            lost=lost,
+            lost_samples=lost_samples,
+            unacked=unacked,
+            unacked_never_written=never_written,
+            unacked_but_delivered=unacked_seen,
+            failed=failed,
+            failed_codes=dict(failed_codes),
+            duplicates=histories.n["duplicates"],
+            duplicate_samples=histories.duplicate_samples,
+            redelivered=dict(histories.redelivered),
+            unexpected=histories.n["unexpected"],
+            corrupted=histories.n["corrupted"],
+            seq_gaps=histories.n["seq_gaps"],
+            not_stored=histories.n["not_stored"],
+            reconnect_gave_up=redialer.gave_up,
+            reconnect_times=redialer.reconnect_times,
+            refusals=dict(redialer.refusals),
+            final_sync_ok=sum(1 for p in recipients if p.final == "ok"),
+            final_sync_failed=sum(1 for p in recipients if p.final != "ok"),
+        )
 
 
 def build_soak(world: World, plan: SoakPlan, urls: list[str], dial: Dial) -> SoakMessages:

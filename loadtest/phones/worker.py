@@ -1,11 +1,9 @@
 """One driver process: an asyncio loop (uvloop) holding many phones' sockets.
 
-Talks to the parent over a ``multiprocessing`` pipe:
-
-    worker → parent: ("progress", phase, done, total) · ("registered", info) · ("ready", info)
-                     · ("tick", index, stats) · ("final", totals) · ("failed", traceback)
-    parent → worker: ("connect",) · ("start", start_ns, segments, duration_s) · ("halt",)
-                     · ("close",)
+Talks to the parent over a ``multiprocessing`` pipe with the messages of ``pipe.py``: it
+registers, says ``Registered``, waits for ``Connect``, connects, says ``Ready``, waits for
+``Start``, sends a ``Tick`` a second until the drain is over, then its ``Final``, and exits on
+``Close``. A ``Halt`` stops the schedule early (a failed step).
 
 Its pairs are whole (both sides in this process), so loss, duplicates and latency are settled
 here, and only numbers cross the pipe.
@@ -21,7 +19,6 @@ import time
 import traceback
 import uuid
 from multiprocessing.connection import Connection
-from typing import Any
 
 import aiohttp
 
@@ -33,7 +30,21 @@ from loadtest.phones.pacing import drain, send_open_loop
 from loadtest.phones.recovery import SoakMessages, build_soak
 from loadtest.phones.sockets import Sockets
 from loadtest.phones.world import NS, Pair, User, World
-from loadtest.plan import Segment, WorkerPlan
+from loadtest.pipe import (
+    Close,
+    Connect,
+    Failed,
+    Final,
+    Halt,
+    ParentMessage,
+    PhaseProgress,
+    Ready,
+    Registered,
+    Start,
+    Tick,
+    WorkerMessage,
+)
+from loadtest.plan import WorkerPlan
 
 
 def raise_fd_limit() -> int:
@@ -59,7 +70,7 @@ def main(plan: WorkerPlan, conn: Connection) -> None:
         uvloop.run(Worker(plan, conn).run())
     except Exception:
         with contextlib.suppress(Exception):
-            conn.send(("failed", traceback.format_exc()))
+            conn.send(Failed(traceback.format_exc()))
     finally:
         conn.close()
 
@@ -69,7 +80,7 @@ class Worker:
         self.plan = plan
         self.conn = conn
         self.world = World(plan.mix, plan.seed * 1000 + plan.index)
-        self.commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self.commands: asyncio.Queue[ParentMessage] = asyncio.Queue()
         self.halted = asyncio.Event()
         self.messages: DirectMessages | SoakMessages | None = None
         self.pair_users: list[tuple[int, User, User]] = []
@@ -77,31 +88,33 @@ class Worker:
 
     # -- pipe ---------------------------------------------------------------------------
 
-    def send(self, *message: Any) -> None:
+    def send(self, message: WorkerMessage) -> None:
         self.conn.send(message)
 
     def progress(self, phase: str, done: int, total: int, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_progress >= 0.5:
             self._last_progress = now
-            self.send("progress", phase, done, total)
+            self.send(PhaseProgress(phase, done, total))
 
     def _readable(self) -> None:
+        message: ParentMessage
         try:
             message = self.conn.recv()
         except (EOFError, OSError):
-            message = ("close",)
+            message = Close()
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
-        if message[0] == "halt":
+        if isinstance(message, Halt):
             self.halted.set()
         self.commands.put_nowait(message)
 
-    async def expect(self, *names: str) -> tuple[Any, ...]:
+    async def expect(self, *kinds: type[ParentMessage]) -> ParentMessage:
+        """The next command of one of ``kinds``; a ``Close`` before it ends the process."""
         while True:
             message = await self.commands.get()
-            if message[0] in names:
+            if isinstance(message, kinds):
                 return message
-            if message[0] == "close":
+            if isinstance(message, Close):
                 raise SystemExit(0)
 
     # -- life ---------------------------------------------------------------------------
@@ -116,11 +129,10 @@ class Worker:
         sockets = Sockets(self.plan, self.world, session, self.progress)
         try:
             await self.prepare(sockets)
-            message = await self.expect("start", "close_now")
-            if message[0] == "start":
-                _, start_ns, segments, duration_s = message
-                await self.drive(start_ns, segments, duration_s)
-            await self.expect("close")
+            start = await self.expect(Start)
+            assert isinstance(start, Start)
+            await self.drive(start)
+            await self.expect(Close)
         finally:
             self.world.closing = True
             await sockets.close_all()
@@ -137,8 +149,8 @@ class Worker:
             for user in self.world.users:
                 user.user_id = user.user_id or str(uuid.uuid4())
         self.build_pairs()
-        self.send("registered", {"users": len(self.world.users)})
-        await self.expect("connect")
+        self.send(Registered(users=len(self.world.users)))
+        await self.expect(Connect)
         await sockets.connect_all()
         if self.plan.soak is not None:
             self.messages = build_soak(
@@ -152,8 +164,7 @@ class Worker:
         gc.collect()
         gc.freeze()  # the long-lived sockets and users: keep them out of every collection
         self.send(
-            "ready",
-            {"connected": self.world.connected_count(), "errors": dict(self.world.stats.errors)},
+            Ready(connected=self.world.connected_count(), errors=dict(self.world.stats.errors))
         )
 
     def build_users(self) -> None:
@@ -186,10 +197,10 @@ class Worker:
 
     # -- the run ------------------------------------------------------------------------
 
-    async def drive(self, start_ns: int, segments: list[Segment], duration_s: float) -> None:
+    async def drive(self, start: Start) -> None:
         world = self.world
         assert self.messages is not None
-        world.start_ns = start_ns
+        start_ns = world.start_ns = start.start_ns
         await asyncio.sleep(max(0.0, (start_ns - time.monotonic_ns()) / NS))
         world.sending = True
         for activity in world.activities:
@@ -197,7 +208,7 @@ class Worker:
         ticker = asyncio.get_running_loop().create_task(self.tick_forever(start_ns))
         try:
             await send_open_loop(
-                world, start_ns, segments, duration_s, self.plan.rate_share, self.halted
+                world, start_ns, start.segments, start.duration_s, self.plan.rate_share, self.halted
             )
             world.sending = False
             for activity in world.activities:
@@ -211,14 +222,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         self.send_tick(-1)
-        final: dict[str, Any] = {
-            "counters": dict(world.stats.totals),
-            "errors": dict(world.stats.total_errors),
-            "connected": world.connected_count(),
-        }
-        for activity in world.activities:
-            final.update(activity.final(world))
-        self.send("final", final)
+        self.send(Final(connected=world.connected_count(), tally=self.messages.tally(world)))
 
     async def tick_forever(self, start_ns: int) -> None:
         """One tick a second, on the shared clock, until cancelled after the drain."""
@@ -232,17 +236,21 @@ class Worker:
     def send_tick(self, index: int) -> None:
         world = self.world
         assert self.messages is not None
-        stats = world.stats.take()
+        interval = world.stats.take()
         now = time.monotonic_ns()
-        stats["connections"] = world.connected_count()
-        stats["overdue"] = self.messages.overdue(now)
-        stats["in_flight"] = len(self.messages.records)
-        stats["write_buffer"] = max(
-            (u.sock.write_buffer() for u in world.users if u.sock is not None), default=0
-        )
         gauges: dict[str, int] = {}
         for activity in world.activities:
             gauges.update(activity.gauges(world))
-        if gauges:
-            stats["gauges"] = gauges
-        self.send("tick", index, stats)
+        self.send(
+            Tick(
+                index=index,
+                interval=interval,
+                connections=world.connected_count(),
+                overdue=self.messages.overdue(now),
+                in_flight=len(self.messages.records),
+                write_buffer=max(
+                    (u.sock.write_buffer() for u in world.users if u.sock is not None), default=0
+                ),
+                gauges=gauges,
+            )
+        )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from loadtest.crypto import Channel, KeyPair
+from loadtest.pipe import Interval
 from loadtest.plan import Mix
 from loadtest.protocol import BaseSocket
 
@@ -61,7 +62,7 @@ class Pair:
 
 
 class Stats:
-    """What a worker counts between two ticks, plus running totals."""
+    """What a worker counts between two ticks; the parent keeps the running totals."""
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
@@ -71,8 +72,6 @@ class Stats:
         self.other_ack = array("d")  # receipts and typing: latency ms
         self.sent_by_second: Counter[int] = Counter()
         self.max_lag_ms = 0.0
-        self.totals: Counter[str] = Counter()
-        self.total_errors: Counter[str] = Counter()
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -80,19 +79,17 @@ class Stats:
     def error(self, code: str, n: int = 1) -> None:
         self.errors[code] += n
 
-    def take(self) -> dict[str, Any]:
+    def take(self) -> Interval:
         """The interval's numbers, and reset them."""
-        self.totals.update(self.counters)
-        self.total_errors.update(self.errors)
-        out = {
-            "counters": dict(self.counters),
-            "errors": dict(self.errors),
-            "ack": self.ack.tobytes(),
-            "e2e": self.e2e.tobytes(),
-            "other_ack": self.other_ack.tobytes(),
-            "sent_by_second": dict(self.sent_by_second),
-            "max_lag_ms": self.max_lag_ms,
-        }
+        out = Interval(
+            counters=dict(self.counters),
+            errors=dict(self.errors),
+            ack=self.ack.tobytes(),
+            e2e=self.e2e.tobytes(),
+            other_ack=self.other_ack.tobytes(),
+            sent_by_second=dict(self.sent_by_second),
+            max_lag_ms=self.max_lag_ms,
+        )
         self.counters = Counter()
         self.errors = Counter()
         self.ack = array("d")
@@ -189,7 +186,4 @@ class Activity:
 
     def gauges(self, world: World) -> dict[str, int]:
         """Levels for this second's tick (summed over workers), e.g. sockets per node."""
-        return {}
-
-    def final(self, world: World) -> dict[str, Any]:
         return {}
