@@ -185,29 +185,31 @@ class SoakMessages(Activity):
         limit = now_ns - int(after_s * NS)
         return sum(1 for r in self.records.values() if r.intended_ns < limit)
 
+    def lost_sample(self, message_id: str, record: Record) -> Sample:
+        """A lost message as the report shows it: when, how often written, between whom."""
+        world, pair = self.world, record.pair
+        return {
+            "id": message_id,
+            "sentAtS": round(world.rel_s(record.intended_ns), 3),
+            "ackedAtS": round(world.rel_s(record.acked_ns), 3),
+            "writes": record.writes,
+            "from": pair.sender.user_id,
+            "to": pair.recipient.user_id,
+            "senderUrl": pair.sender.url,
+            "recipientUrl": pair.recipient.url,
+            "recipientFinalSync": self.phones[pair.recipient].final,
+        }
+
     def tally(self, world: World) -> SoakTally:
         """How the messages ended, after the final syncs: what the parent adds up."""
         lost = unacked = unacked_seen = failed = never_written = 0
         lost_samples: list[Sample] = []
         failed_codes: Counter[str] = Counter()
         for message_id, record in self.records.items():
-            pair = record.pair
             if record.acked_ns and not record.seen:
                 lost += 1
                 if len(lost_samples) < SAMPLES:
-                    lost_samples.append(
-                        {
-                            "id": message_id,
-                            "sentAtS": round(world.rel_s(record.intended_ns), 3),
-                            "ackedAtS": round(world.rel_s(record.acked_ns), 3),
-                            "writes": record.writes,
-                            "from": pair.sender.user_id,
-                            "to": pair.recipient.user_id,
-                            "senderUrl": pair.sender.url,
-                            "recipientUrl": pair.recipient.url,
-                            "recipientFinalSync": self.phones[pair.recipient].final,
-                        }
-                    )
+                    lost_samples.append(self.lost_sample(message_id, record))
             elif record.failed:
                 failed += 1
                 failed_codes[record.failed] += 1
