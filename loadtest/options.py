@@ -13,6 +13,8 @@ from loadtest.plan import HUB, Mix
 
 @dataclass(frozen=True)
 class Options:
+    """The session's options: the target, the population, the driver, the drain."""
+
     target: str = HUB
     hub_urls: list[str] = field(default_factory=list)
     spawn_hubs: int = 1

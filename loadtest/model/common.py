@@ -73,6 +73,8 @@ class SetupInfo:
 
 @dataclass(frozen=True)
 class Header:
+    """What ran, against what, how: at the top level of every report.json."""
+
     kind: str  # run | step | idle | soak
     target: str
     servers: int

@@ -20,6 +20,8 @@ class CompareRow:
 
 @dataclass(frozen=True)
 class Comparison:
+    """The rows of ``compare`` (compare.json) and what was compared (the table's title)."""
+
     mode: str  # what was compared, for the title: "1500 msg/s for 60 s", "highest sustained rate"
     rows: list[CompareRow]
 

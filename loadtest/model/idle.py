@@ -24,6 +24,8 @@ class IdleMeasurement:
 
 @dataclass(frozen=True)
 class IdleResult:
+    """``report.json`` of ``idle``."""
+
     header: Header = field(metadata=FLAT)
     idle: IdleMeasurement
     passed: bool

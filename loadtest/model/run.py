@@ -39,6 +39,8 @@ class Connections:
 
 @dataclass(frozen=True)
 class RunResult:
+    """``report.json`` of ``run`` (and of each target of ``compare``)."""
+
     header: Header = field(metadata=FLAT)
     duration_s: float
     rate: RunRates

@@ -144,6 +144,8 @@ class SoakConnections:
 
 @dataclass(frozen=True)
 class SoakResult:
+    """``report.json`` of ``soak``."""
+
     header: Header = field(metadata=FLAT)
     duration_s: float
     rate: SoakRates

@@ -38,6 +38,8 @@ class StepVerdict:
 
 @dataclass(frozen=True)
 class StepResult:
+    """``report.json`` of ``step`` (and of each target of ``compare --step``)."""
+
     header: Header = field(metadata=FLAT)
     step: StepPlan
     steps: list[StepVerdict]

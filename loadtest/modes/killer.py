@@ -23,6 +23,8 @@ from loadtest.session.schedule import NS, Schedule
 
 @dataclass
 class Node:
+    """One hub node's state between kills: up, down (restart due), starting (probing), failed."""
+
     number: int
     server: Server
     status: str = "up"  # up | down | starting | failed
@@ -41,6 +43,8 @@ class Node:
 
 
 class Killer:
+    """Kills and restarts hub nodes on schedule; ``poll()`` is called every ≤ 0.2 s."""
+
     def __init__(
         self,
         fleet: Fleet,

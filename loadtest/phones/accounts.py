@@ -18,6 +18,8 @@ PASSWORD = "load-test-password-1"
 
 
 class Registrar:
+    """Registers a worker's users (and their public keys, unless idle)."""
+
     def __init__(self, plan: WorkerPlan, world: World, progress: Progress) -> None:
         self.plan = plan
         self.world = world

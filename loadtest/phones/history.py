@@ -34,6 +34,8 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], None]
 
 
 class Histories:
+    """What every recipient holds, and the counts of what arrived wrong (twice, unknown)."""
+
     def __init__(
         self,
         world: World,

@@ -21,6 +21,8 @@ from loadtest.plan import SoakPlan
 
 
 class Outboxes:
+    """Every sender's outbox, and the first ack of every id (a resend must get the same)."""
+
     def __init__(
         self,
         world: World,

@@ -30,6 +30,8 @@ from loadtest.plan import SoakPlan
 
 
 class SoakMessages(Activity):
+    """The soak's paced activity: creates messages on schedule and recovers every drop."""
+
     paced = True
 
     def __init__(self, world: World, plan: SoakPlan, urls: list[str], dial: Dial) -> None:

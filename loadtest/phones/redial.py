@@ -21,6 +21,8 @@ Dial = Callable[[User, str, float], Awaitable[BaseSocket]]
 
 
 class Redialer:
+    """Reconnects one phone at a time; bounded by ``reconnect_attempts`` per drop."""
+
     def __init__(self, world: World, plan: SoakPlan, urls: list[str], dial: Dial) -> None:
         self.world = world
         self.plan = plan

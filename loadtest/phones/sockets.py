@@ -19,6 +19,8 @@ from loadtest.protocol import BaseSocket, ConnectRefused, make_socket
 
 
 class Sockets:
+    """Makes every socket of a worker, wired to its ``World``."""
+
     def __init__(
         self, plan: WorkerPlan, world: World, session: aiohttp.ClientSession, progress: Progress
     ) -> None:

@@ -68,14 +68,16 @@ def main(plan: WorkerPlan, conn: Connection) -> None:
 
     try:
         uvloop.run(Worker(plan, conn).run())
-    except Exception:
-        with contextlib.suppress(Exception):
+    except Exception:  # anything: the parent must hear why, and fails the run on it
+        with contextlib.suppress(OSError, ValueError):  # the parent may be gone already
             conn.send(Failed(traceback.format_exc()))
     finally:
         conn.close()
 
 
 class Worker:
+    """One process's phones, from registering to the final tally, driven by the parent."""
+
     def __init__(self, plan: WorkerPlan, conn: Connection) -> None:
         self.plan = plan
         self.conn = conn
@@ -137,7 +139,7 @@ class Worker:
             self.world.closing = True
             await sockets.close_all()
             await session.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError, ValueError):  # the pipe closed first
                 loop.remove_reader(self.conn.fileno())
 
     async def prepare(self, sockets: Sockets) -> None:

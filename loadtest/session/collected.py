@@ -36,6 +36,8 @@ class MergedTick:
 
 
 class Collected:
+    """The running totals over every tick absorbed, for the result after the drive."""
+
     def __init__(self) -> None:
         self.ack = Samples()
         self.e2e = Samples()

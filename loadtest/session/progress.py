@@ -11,6 +11,8 @@ from loadtest.stats import fmt_ms
 
 
 class Progress:
+    """Prints unless ``--quiet``; ``line`` formats one timeline second (the soak has its own)."""
+
     def __init__(self, quiet: bool, line: Callable[[Second], str]) -> None:
         self.quiet = quiet
         self.line = line

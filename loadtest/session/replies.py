@@ -19,6 +19,8 @@ from loadtest.session.failure import RunFailed
 
 
 class Replies:
+    """Each worker's last word per kind of message, by worker index."""
+
     def __init__(self) -> None:
         self.progress: dict[int, PhaseProgress] = {}
         self.registered: dict[int, Registered] = {}

@@ -17,6 +17,8 @@ from loadtest.session.progress import Progress
 
 
 class Servers:
+    """Where the phones connect, and the processes behind it when the kit started them."""
+
     def __init__(self, urls: list[str], fleet: Fleet | None, description: str) -> None:
         self.urls = urls
         self.fleet = fleet

@@ -46,6 +46,9 @@ class DriveHooks:
 
 
 class Session:
+    """One population of phones against one target; a mode calls ``setup`` then ``drive``
+    (or holds the sockets), and reads its pieces to build the result."""
+
     def __init__(
         self,
         options: Options,

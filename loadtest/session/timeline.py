@@ -20,6 +20,8 @@ SoakColumns = Callable[[int, MergedTick], SoakSecond]
 
 
 class Timeline:
+    """The rows so far, and the ticks that wait for the other workers' ticks of their second."""
+
     def __init__(self, collected: Collected, sample: Callable[[], Usage]) -> None:
         self.collected = collected
         self.sample = sample  # a CPU/RSS sample now

@@ -23,6 +23,8 @@ Handler = Callable[[int, WorkerMessage], None]
 
 
 class WorkerPool:
+    """The worker processes of one session; ``close`` runs on every exit, so none is left."""
+
     def __init__(self, plans: list[WorkerPlan]) -> None:
         self.plans = plans
         self.conns: list[Connection] = []
