@@ -1,4 +1,8 @@
-"""``python -m loadtest run|step|idle|compare|soak``: see loadtest/README.md."""
+"""``python -m loadtest run|step|idle|compare|soak``: see loadtest/README.md.
+
+Exit status: 0 passed, 1 a target was missed, 2 the run itself failed (a server or a worker
+died, or the options cannot work), 130 interrupted. Spawned servers are stopped on every exit.
+"""
 
 from __future__ import annotations
 
@@ -6,266 +10,34 @@ import argparse
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
-from loadtest import report
-from loadtest.plan import HUB, TARGETS, SoakPlan
-from loadtest.runner import Options, RunFailed, StepPlan, Targets, idle, run, step
-from loadtest.soak import KillPlan, soak
-from loadtest.worker import raise_fd_limit
-
-
-def _env_pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError("use KEY=VALUE")
-    return key, value
-
-
-def common(parser: argparse.ArgumentParser, clients: int) -> None:
-    where = parser.add_argument_group("target")
-    where.add_argument(
-        "--target",
-        choices=TARGETS,
-        default=HUB,
-        help="the hub, or a minimal relay to compare with (default hub)",
-    )
-    where.add_argument(
-        "--hub-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="an already running target (repeat for several hub nodes); "
-        "without it the kit starts its own",
-    )
-    where.add_argument(
-        "--spawn-hubs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="hub nodes to start when no --hub-url is given (default 1)",
-    )
-    where.add_argument(
-        "--hub-pid",
-        action="append",
-        type=int,
-        default=[],
-        metavar="PID",
-        help="pid of an external target process, to report its CPU and RSS",
-    )
-    where.add_argument(
-        "--hub-env",
-        action="append",
-        type=_env_pair,
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra environment for spawned hubs",
-    )
-    where.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the spawned servers' temporary folder (logs, data)",
-    )
-    load = parser.add_argument_group("load")
-    load.add_argument(
-        "--clients", type=int, default=clients, help=f"phones (sockets) to open (default {clients})"
-    )
-    load.add_argument(
-        "--mix",
-        choices=("chat", "dm"),
-        default="chat",
-        help="chat: messages + receipts + typing + presence churn; dm: messages "
-        "only (default chat; relays always dm)",
-    )
-    load.add_argument("--workers", type=int, default=2, help="driver processes (default 2)")
-    load.add_argument(
-        "--client",
-        dest="client_kind",
-        choices=("raw", "sio"),
-        default="raw",
-        help="raw Engine.IO framing over aiohttp (default) or python-socketio",
-    )
-    load.add_argument(
-        "--placement",
-        choices=("split", "cross"),
-        default="split",
-        help="with several hubs: senders on the first half, recipients on the "
-        "rest (split, default) or each pair across two neighbours (cross)",
-    )
-    load.add_argument("--register-concurrency", type=int, default=16)
-    load.add_argument("--connect-concurrency", type=int, default=50)
-    load.add_argument(
-        "--drain",
-        dest="drain_timeout",
-        type=float,
-        default=15.0,
-        help="seconds to wait for outstanding acks and deliveries (default 15)",
-    )
-    load.add_argument("--seed", type=int, default=1)
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--out",
-        type=Path,
-        help="folder for report.json and chart.png "
-        "(default loadtest/results/<kind>-<target>-<time>)",
-    )
-    out.add_argument("--no-chart", action="store_true")
-    out.add_argument("--quiet", action="store_true", help="no progress lines")
-
-
-def options_from(args: argparse.Namespace, **overrides: Any) -> Options:
-    values = dict(
-        target=args.target,
-        hub_urls=args.hub_url,
-        spawn_hubs=args.spawn_hubs,
-        hub_pids=args.hub_pid,
-        hub_env=dict(args.hub_env),
-        clients=args.clients,
-        mix=args.mix,
-        workers=args.workers,
-        client_kind=args.client_kind,
-        placement=args.placement,
-        register_concurrency=args.register_concurrency,
-        connect_concurrency=args.connect_concurrency,
-        drain_timeout=args.drain_timeout,
-        seed=args.seed,
-        quiet=args.quiet,
-        keep=args.keep,
-    )
-    values.update(overrides)
-    return Options(**values)
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m loadtest", description="Load tests for the Artist Space hub, over the wire."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    p = commands.add_parser("run", help="a fixed open-loop rate for a duration")
-    common(p, 2000)
-    p.add_argument("--rate", type=float, default=1000, help="messages/s (default 1000)")
-    p.add_argument("--duration", type=float, default=60, help="seconds (default 60)")
-    p.add_argument("--expect-rate", type=float, help="fail unless acked/s ≥ 98%% of this")
-    p.add_argument(
-        "--expect-p99-ms",
-        type=float,
-        help="fail unless ack and delivery p99 ≤ this (missing samples count as ∞)",
-    )
-    p.add_argument("--expect-loss", type=int, help="fail if lost + unacked > this")
-    p.add_argument("--expect-errors", type=int, help="fail if errors > this")
-
-    p = commands.add_parser("step", help="raise the rate until p99 or loss fails")
-    common(p, 2000)
-    p.add_argument("--start", type=float, default=500)
-    p.add_argument("--step", type=float, default=500)
-    p.add_argument("--max", type=float, default=8000)
-    p.add_argument("--step-seconds", type=int, default=20)
-    p.add_argument("--p99-ms", type=float, default=100)
-
-    p = commands.add_parser("idle", help="N idle connections: server RSS per connection")
-    common(p, 10000)
-    p.add_argument("--hold", type=float, default=10, help="seconds to hold them (default 10)")
-
-    p = commands.add_parser("compare", help="the same load on node-relay, python-relay, hub")
-    common(p, 2000)
-    p.add_argument("--rate", type=float, default=1000)
-    p.add_argument("--duration", type=float, default=60)
-    p.add_argument(
-        "--step",
-        dest="compare_step",
-        action="store_true",
-        help="compare highest sustained rates (step mode) instead of one rate",
-    )
-    p.add_argument("--start", type=float, default=500)
-    p.add_argument("--step-size", type=float, default=500)
-    p.add_argument("--max", type=float, default=8000)
-    p.add_argument("--step-seconds", type=int, default=20)
-    p.add_argument("--p99-ms", type=float, default=100)
-    p.add_argument(
-        "--targets",
-        default="node-relay,python-relay,hub",
-        help="comma-separated, hub last (default node-relay,python-relay,hub)",
-    )
-
-    p = commands.add_parser(
-        "soak", help="a long run while hub nodes are killed (-9) and restarted: nothing is lost"
-    )
-    common(p, 1000)
-    p.set_defaults(spawn_hubs=2, mix="dm", placement="cross", drain_timeout=30.0)
-    p.add_argument("--rate", type=float, default=500, help="messages/s (default 500)")
-    p.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
-    p.add_argument(
-        "--kill-every", type=float, default=60, help="kill -9 one node every S s (default 60)"
-    )
-    p.add_argument("--down-for", type=float, default=10, help="restart it after S s (default 10)")
-    p.add_argument(
-        "--device-ttl",
-        type=int,
-        default=10,
-        help="DEVICE_TTL_SECONDS of the spawned hubs: a dead node's devices go offline "
-        "after it (default 10)",
-    )
-    p.add_argument(
-        "--ack-timeout",
-        type=float,
-        default=10,
-        help="resend (same id) a message not acked after S s on a live socket (default 10)",
-    )
-    p.add_argument(
-        "--reconnect-attempts", type=int, default=12, help="per dropped socket (default 12)"
-    )
-    p.add_argument(
-        "--resend-attempts", type=int, default=5, help="writes of a message beyond the first"
-    )
-    p.add_argument(
-        "--final-sync-timeout",
-        type=float,
-        default=180,
-        help="seconds for every recipient's final full sync (default 180)",
-    )
-    args = parser.parse_args(argv)
-    if args.command == "soak" and args.mix != "dm":
-        parser.error("soak drives direct messages only (--mix dm)")
-    return args
-
-
-def finish(result: dict[str, Any], args: argparse.Namespace, out: Path | None = None) -> None:
-    print(report.render(result), flush=True)
-    folder = out or args.out or report.default_out(result["kind"], result["target"])
-    written = report.save(result, folder, chart=not args.no_chart)
-    print("  wrote " + ", ".join(str(p) for p in written), flush=True)
+from loadtest.cli import options_from, parse
+from loadtest.model.run import RunResult
+from loadtest.model.step import StepResult
+from loadtest.modes.compare import compare
+from loadtest.modes.idle import idle
+from loadtest.modes.run import run
+from loadtest.modes.soak import soak
+from loadtest.modes.step import step
+from loadtest.options import KillPlan, StepPlan, Targets
+from loadtest.phones.worker import raise_fd_limit
+from loadtest.plan import SoakPlan
+from loadtest.report.files import Result, default_out, render, save, save_comparison
+from loadtest.report.text import render_compare
+from loadtest.session.failure import RunFailed
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     raise_fd_limit()
 
-    def terminate(signum: int, frame: Any) -> None:
+    def terminate(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
     try:
-        if args.command == "run":
-            result = run(
-                options_from(args, rate=args.rate, duration=args.duration),
-                Targets(args.expect_rate, args.expect_p99_ms, args.expect_loss, args.expect_errors),
-            )
-            finish(result, args)
-            return 0 if result["passed"] else 1
-        if args.command == "step":
-            plan = StepPlan(args.start, args.step, args.max, args.step_seconds, args.p99_ms)
-            result = step(options_from(args), plan)
-            finish(result, args)
-            return 0 if result["passed"] else 1
-        if args.command == "idle":
-            result = idle(options_from(args), args.hold)
-            finish(result, args)
-            return 0 if result["passed"] else 1
-        if args.command == "compare":
-            return compare(args)
-        if args.command == "soak":
-            return run_soak(args)
+        return dispatch(args)
     except ValueError as exc:
         print(f"\n{exc}", file=sys.stderr, flush=True)
         return 2
@@ -275,10 +47,39 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr, flush=True)
         return 130
-    return 2
 
 
-def run_soak(args: argparse.Namespace) -> int:
+def dispatch(args: argparse.Namespace) -> int:
+    result: Result
+    if args.command == "run":
+        targets = Targets(
+            args.expect_rate, args.expect_p99_ms, args.expect_loss, args.expect_errors
+        )
+        result = run(options_from(args, rate=args.rate, duration=args.duration), targets)
+    elif args.command == "step":
+        plan = StepPlan(args.start, args.step, args.max, args.step_seconds, args.p99_ms)
+        result = step(options_from(args), plan)
+    elif args.command == "idle":
+        result = idle(options_from(args), args.hold)
+    elif args.command == "compare":
+        return run_compare(args)
+    elif args.command == "soak":
+        result = run_soak(args)
+    else:
+        return 2
+    finish(result, args)
+    return 0 if result.passed else 1
+
+
+def finish(result: Result, args: argparse.Namespace, out: Path | None = None) -> None:
+    """Print the result's table, write its files, say where."""
+    print(render(result), flush=True)
+    folder = out or args.out or default_out(result.header.kind, result.header.target)
+    written = save(result, folder, chart=not args.no_chart)
+    print("  wrote " + ", ".join(str(p) for p in written), flush=True)
+
+
+def run_soak(args: argparse.Namespace) -> Result:
     hub_env = {"DEVICE_TTL_SECONDS": str(args.device_ttl), **dict(args.hub_env)}
     options = options_from(
         args,
@@ -292,67 +93,26 @@ def run_soak(args: argparse.Namespace) -> int:
         resend_attempts=args.resend_attempts,
         final_sync_timeout_s=args.final_sync_timeout,
     )
-    result = soak(options, phones, KillPlan(every_s=args.kill_every, down_s=args.down_for))
-    finish(result, args)
-    return 0 if result["passed"] else 1
+    return soak(options, phones, KillPlan(every_s=args.kill_every, down_s=args.down_for))
 
 
-def compare(args: argparse.Namespace) -> int:
+def run_compare(args: argparse.Namespace) -> int:
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    base = args.out or report.default_out("compare", "all")
-    rows = []
-    for target in targets:
-        print(f"\n######## {target}", flush=True)
-        options = options_from(
-            args,
-            target=target,
-            mix="dm",
-            hub_urls=[] if target != HUB else args.hub_url,
-            rate=args.rate,
-            duration=args.duration,
-        )
-        if args.compare_step:
-            plan = StepPlan(args.start, args.step_size, args.max, args.step_seconds, args.p99_ms)
-            result = step(options, plan)
-            best = next(
-                (s for s in result["steps"] if s["rate"] == result["highest_sustained_rate"]),
-                None,
-            )
-            rows.append(
-                {
-                    "target": target,
-                    "rate": result["highest_sustained_rate"],
-                    "ack_p99": best["ack_p99"] if best else None,
-                    "e2e_p99": best["e2e_p99"] if best else None,
-                    "lost": result["totals"]["lost"],
-                    "server_cpu": best["server_cpu_avg"] if best else None,
-                }
-            )
-        else:
-            result = run(options, Targets())
-            rows.append(
-                {
-                    "target": target,
-                    "rate": result["rate"]["acked_per_s"],
-                    "ack_p99": result["latency_ms"]["ack"]["p99"],
-                    "e2e_p99": result["latency_ms"]["delivery"]["p99"],
-                    "lost": result["totals"]["lost"],
-                    "server_cpu": result["resources"].get("server_cpu_avg"),
-                }
-            )
-        finish(result, args, base / target)
-    text = report.render_compare(
-        rows,
-        "highest sustained rate"
+    base = args.out or default_out("compare", "all")
+    plan = (
+        StepPlan(args.start, args.step_size, args.max, args.step_seconds, args.p99_ms)
         if args.compare_step
-        else f"{args.rate:g} msg/s for {args.duration:g} s",
+        else None
     )
-    print(text, flush=True)
-    base.mkdir(parents=True, exist_ok=True)
-    import json
 
-    (base / "compare.json").write_text(json.dumps(rows, indent=1))
-    print(f"  wrote {base / 'compare.json'}", flush=True)
+    def publish(target: str, result: RunResult | StepResult) -> None:
+        finish(result, args, base / target)
+
+    options = options_from(args, rate=args.rate, duration=args.duration)
+    comparison = compare(options, targets, plan, publish)
+    print(render_compare(comparison), flush=True)
+    path = save_comparison(comparison, base)
+    print(f"  wrote {path}", flush=True)
     return 0
 
 

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from loadtest.model.timeline import Usage
+
+OURS = ("server", "postgres", "redis", "driver")
+
 
 @dataclass
 class Group:
@@ -63,34 +67,37 @@ class Group:
 
 
 class Monitor:
-    """Samples every group once a second on demand; keeps the series."""
+    """Samples every group on demand (once a second while a schedule runs)."""
 
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
-        self.series: list[dict[str, float]] = []
         self._system: tuple[float, float] | None = None
 
     def add(self, name: str, pids: list[int], children: bool = False) -> None:
         if pids:
             self.groups[name] = Group(name, list(pids), children)
 
-    def sample(self, t: float) -> dict[str, float]:
-        row: dict[str, float] = {"t": round(t, 3)}
+    def replace(self, name: str, pids: list[int]) -> None:
+        """A restarted process: keep measuring it under the same group name."""
+        group = self.groups.get(name)
+        if group is not None:
+            group.pids = list(pids)
+
+    def sample(self, t: float) -> Usage:
+        cpu: dict[str, float] = {}
+        rss_mb: dict[str, float] = {}
         for name, group in self.groups.items():
-            cpu, rss = group.sample()
-            if cpu is not None:
-                row[f"{name}_cpu"] = round(cpu, 1)
-            row[f"{name}_rss_mb"] = round(rss / 2**20, 1)
+            percent, rss = group.sample()
+            if percent is not None:
+                cpu[name] = round(percent, 1)
+            rss_mb[name] = round(rss / 2**20, 1)
         system = self._system_cpu()
-        if system is not None:
-            row["system_cpu"] = round(system, 1)
-            ours = sum(
-                row.get(f"{name}_cpu", 0.0) for name in ("server", "postgres", "redis", "driver")
-            )
-            # whatever else runs on the machine: it competes with the run for the same cores
-            row["other_cpu"] = round(max(0.0, system - ours), 1)
-        self.series.append(row)
-        return row
+        if system is None:
+            return Usage(round(t, 3), rss_mb, cpu)
+        ours = sum(cpu.get(name, 0.0) for name in OURS)
+        # whatever else runs on the machine: it competes with the run for the same cores
+        other = round(max(0.0, system - ours), 1)
+        return Usage(round(t, 3), rss_mb, cpu, round(system, 1), other)
 
     def _system_cpu(self) -> float | None:
         """Busy CPU of the whole machine since the last sample, 100 = one core."""

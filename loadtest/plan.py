@@ -18,7 +18,7 @@ class Mix:
 
     ``dm``: direct messages only. ``chat``: plus delivered/read receipts, typing indicators
     before some messages, and presence churn (a few users going off- and online while others
-    watch their presence). Band messages and calls are not in the hub yet: see scenario.py.
+    watch their presence). Band messages and calls are not in the hub yet: see phones/chat.py.
     """
 
     name: str = "chat"
@@ -52,7 +52,7 @@ class PairPlan:
 
 @dataclass(frozen=True)
 class SoakPlan:
-    """How the soak's phones recover from a killed node (see recovery.py)."""
+    """How the soak's phones recover from a killed node (see phones/recovery.py)."""
 
     reconnect_attempts: int = 12  # per drop, over the nodes in turn, with backoff
     backoff_s: float = 0.25  # before attempt k: backoff_s * 2**k (capped), times 0.5..1

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
+
+from loadtest.model.common import Latency
 
 QUANTILES = (50, 90, 99)
 
@@ -48,20 +49,19 @@ class Samples:
         return len(self.matrix())
 
 
-def summary(values: np.ndarray | Iterable[float]) -> dict[str, float | None]:
+def summary(values: np.ndarray | Iterable[float]) -> Latency:
     arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
     if arr.size == 0:
-        return {"count": 0, "p50": None, "p90": None, "p99": None, "max": None, "mean": None}
-    result: dict[str, float | None] = {"count": int(arr.size)}
-    for q, value in zip(QUANTILES, np.percentile(arr, QUANTILES), strict=True):
-        result[f"p{q}"] = round(float(value), 2)
-    result["max"] = round(float(arr.max()), 2)
-    result["mean"] = round(float(arr.mean()), 2)
-    return result
-
-
-def within(values: np.ndarray, bound_ms: float) -> int:
-    return int(np.count_nonzero(values <= bound_ms))
+        return Latency()
+    p50, p90, p99 = (round(float(v), 2) for v in np.percentile(arr, QUANTILES))
+    return Latency(
+        count=int(arr.size),
+        p50=p50,
+        p90=p90,
+        p99=p99,
+        max=round(float(arr.max()), 2),
+        mean=round(float(arr.mean()), 2),
+    )
 
 
 def p99_with_missing(values: np.ndarray, expected: int) -> float:
@@ -74,7 +74,7 @@ def p99_with_missing(values: np.ndarray, expected: int) -> float:
     return float(np.sort(values)[rank - 1])
 
 
-def fmt_ms(value: Any) -> str:
+def fmt_ms(value: float | None) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and math.isinf(value):

@@ -1,0 +1,1 @@
+"""The worker processes' side: phones, their activities, and the process that holds them."""

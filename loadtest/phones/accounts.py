@@ -1,0 +1,96 @@
+"""Registering a worker's users over REST, as the app does: an account, then its public key.
+
+Bounded: ``register_concurrency`` requests at a time, six attempts per request with backoff,
+and a ``429`` stops at once with the hint the operator needs (the hub's per-IP REST limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from loadtest.phones.world import Progress, User, World
+from loadtest.plan import WorkerPlan
+
+PASSWORD = "load-test-password-1"
+
+
+class Registrar:
+    """Registers a worker's users (and their public keys, unless idle)."""
+
+    def __init__(self, plan: WorkerPlan, world: World, progress: Progress) -> None:
+        self.plan = plan
+        self.world = world
+        self.progress = progress
+
+    async def register_all(self) -> None:
+        plan = self.plan
+        users = self.world.users
+        done = 0
+        limit = asyncio.Semaphore(plan.register_concurrency)
+        connector = aiohttp.TCPConnector(limit=plan.register_concurrency)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        ) as http:
+
+            async def one(user: User) -> None:
+                nonlocal done
+                async with limit:
+                    await self.register(http, user)
+                done += 1
+                self.progress("register", done, len(users))
+
+            await asyncio.gather(*(one(u) for u in users))
+        self.progress("register", done, len(users), force=True)
+
+    async def register(self, http: aiohttp.ClientSession, user: User) -> None:
+        plan = self.plan
+        base = plan.rest_urls[user.index % len(plan.rest_urls)]
+        name = f"lt-{plan.run_id}-{plan.index}-{user.index}"
+        body = {"email": f"{name}@example.com", "password": PASSWORD, "name": name}
+        data = await self.request(http, "POST", f"{base}/api/auth/register", body, None, 201)
+        user.user_id = data["user"]["id"]
+        user.token = data["accessToken"]
+        if plan.with_keys:
+            await self.request(
+                http,
+                "PUT",
+                f"{base}/api/users/{user.user_id}/public-key",
+                {"publicKey": user.keys.public_b64},
+                user.token,
+                200,
+            )
+
+    async def request(
+        self,
+        http: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        body: Any,
+        token: str | None,
+        expected: int,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        last = ""
+        for attempt in range(6):
+            try:
+                async with http.request(method, url, json=body, headers=headers) as response:
+                    text = await response.text()
+                    if response.status == expected:
+                        return await response.json(content_type=None)
+                    last = f"HTTP {response.status}: {text[:300]}"
+                    self.world.stats.error(f"rest:{response.status}")
+                    if response.status == 429:
+                        raise RuntimeError(
+                            f"{method} {url} was rate limited ({last}); start the hub with "
+                            "API_RATE_LIMIT=off (see loadtest/README.md)"
+                        )
+                    if response.status < 500:
+                        break
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = repr(exc)
+                self.world.stats.error(f"rest:{type(exc).__name__}")
+            await asyncio.sleep(0.2 * 2**attempt)
+        raise RuntimeError(f"{method} {url} failed: {last}")
