@@ -1,6 +1,6 @@
 """The hub's one error family: a stable ``code`` for clients, an HTTP status for REST.
 
-Services raise these; only ``handlers.events.EventTable`` and the REST error middleware turn
+Services raise these; only ``handlers.dispatch.EventDispatcher`` and the REST error middleware turn
 them into acks and responses. Anything else that escapes is ``internal`` and its text is
 never sent to a client.
 """
@@ -8,6 +8,8 @@ never sent to a client.
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from storage.failures import StorageUnavailable
 
 
 class HubError(Exception):
@@ -112,19 +114,7 @@ class GatewayUnavailable(UpstreamUnavailable):
 
 
 def upstream_failures() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean PostgreSQL or Redis did not answer: nothing was stored, and the
-    client should retry (answered as ``unavailable``, never as a false ack)."""
-    import asyncio
-
-    import asyncpg
-    import redis.exceptions
-
-    return (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        ConnectionError,
-        asyncio.TimeoutError,
-    )
+    """Exceptions that mean a server the hub depends on did not answer: nothing was stored,
+    and the client should retry (answered as ``unavailable``, never as a false ack). Stores
+    turn their drivers' failures into ``StorageUnavailable`` (``storage/failures.py``)."""
+    return (StorageUnavailable, ConnectionError, TimeoutError)

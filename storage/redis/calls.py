@@ -15,6 +15,7 @@ from typing import TypeVar
 from redis.asyncio.client import Redis
 from redis.exceptions import WatchError
 
+from storage.failures import StorageUnavailable, translates_failures
 from storage.redis.client import lua_source
 from storage.redis.keys import RedisKeys
 
@@ -22,7 +23,7 @@ Result = TypeVar("Result")
 MAX_ATTEMPTS = 50
 
 
-class CallContended(Exception):
+class CallContended(StorageUnavailable):
     """The call kept changing under us: ``MAX_ATTEMPTS`` transactions lost in a row."""
 
 
@@ -41,6 +42,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+@translates_failures
 class RedisCallStore:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self._redis = redis

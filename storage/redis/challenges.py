@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from redis.asyncio.client import Redis
 
+from storage.failures import translates_failures
 from storage.redis.keys import RedisKeys
 
 
+@translates_failures
 class RedisChallengeStore:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self._redis = redis

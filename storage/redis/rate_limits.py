@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from redis.asyncio.client import Redis
 
+from storage.failures import translates_failures
 from storage.redis.client import lua_source
 from storage.redis.keys import RedisKeys
 
 
+@translates_failures
 class RedisRateWindows:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self._keys = keys

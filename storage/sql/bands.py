@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 SELECT_BAND_MEMBER_IDS = "SELECT user_id FROM band_members WHERE band_id = $1"
 # Everyone among $2 who shares a band or a direct conversation with $1.
 SELECT_VISIBLE_AMONG = """
@@ -34,6 +36,7 @@ SELECT user_low FROM direct_conversations WHERE user_high = $1
 """
 
 
+@translates_failures
 class MembershipStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -168,6 +171,7 @@ async def _with_members(conn: asyncpg.Connection, bands: Sequence[BandRow]) -> l
     return [BandRecord(b, tuple(members[b.id])) for b in bands]
 
 
+@translates_failures
 class BandStore:
     """Band records and member writes; the rules of who may do what live in ``hub.bands``."""
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 
 @dataclass(frozen=True, slots=True)
 class FinishedCall:
@@ -61,6 +63,7 @@ def _row(record: asyncpg.Record) -> FinishedCall:
     )
 
 
+@translates_failures
 class CallHistoryStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 
 @dataclass(frozen=True, slots=True)
 class GigDetails:
@@ -118,6 +120,7 @@ def _detail_args(d: GigDetails) -> tuple[object, ...]:
     )
 
 
+@translates_failures
 class GigStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 
 class MissingUser(Exception):
     """A recipient of the message does not exist; nothing was stored."""
@@ -199,6 +201,7 @@ def _message(row: asyncpg.Record) -> StoredMessage:
     )
 
 
+@translates_failures
 class MessageStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
 from storage.sql.payments_idempotency import LINK_IDEMPOTENCY_TO_PAYMENT, LostClaim
 
 
@@ -128,6 +129,7 @@ def _payment(row: asyncpg.Record) -> PaymentRow:
     )
 
 
+@translates_failures
 class PaymentStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

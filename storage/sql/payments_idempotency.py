@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRow:
@@ -85,6 +87,7 @@ def _idempotency(row: asyncpg.Record) -> IdempotencyRow:
     )
 
 
+@translates_failures
 class IdempotencyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

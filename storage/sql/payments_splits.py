@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
 from storage.sql.gigs import LOCK_GIG_FEE
 
 
@@ -53,6 +54,7 @@ SELECT user_id, amount FROM gig_split_shares WHERE gig_id = $1 ORDER BY user_id
 """
 
 
+@translates_failures
 class SplitStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

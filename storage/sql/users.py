@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from storage.failures import translates_failures
+
 
 @dataclass(frozen=True, slots=True)
 class UserRow:
@@ -101,6 +103,7 @@ def _user(row: asyncpg.Record) -> UserRow:
     )
 
 
+@translates_failures
 class UserStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -139,6 +142,7 @@ class UserStore:
         await self._pool.execute(UPDATE_LAST_SEEN, user_id, last_seen_ms)
 
 
+@translates_failures
 class RefreshTokenStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -197,6 +201,7 @@ class RefreshTokenStore:
         await self._pool.execute(REVOKE_USER_REFRESH_TOKENS, user_id, now_ms)
 
 
+@translates_failures
 class BiometricKeyStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
