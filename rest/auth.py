@@ -17,7 +17,7 @@ from hub.protocol.fields import (
     Uuid,
     display_name,
 )
-from rest.http import Body, client_ip, current_user, json_response, path_uuid, read_body
+from rest.http import Body, client_ip, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -78,8 +78,7 @@ routes = ApiRoutes("auth")
     status=201,
     auth=False,
 )
-async def register(request: web.Request) -> web.Response:
-    body = await read_body(request, Register)
+async def register(request: web.Request, body: Register) -> web.Response:
     session = await request.app[SERVICES].accounts.register(
         email=str(body.email), password=body.password, name=body.name
     )
@@ -93,8 +92,7 @@ async def register(request: web.Request) -> web.Response:
     answer=SessionView,
     auth=False,
 )
-async def login(request: web.Request) -> web.Response:
-    body = await read_body(request, Login)
+async def login(request: web.Request, body: Login) -> web.Response:
     session = await request.app[SERVICES].accounts.login(
         email=body.email, password=body.password, client_ip=client_ip(request)
     )
@@ -108,8 +106,7 @@ async def login(request: web.Request) -> web.Response:
     answer=SessionView,
     auth=False,
 )
-async def refresh(request: web.Request) -> web.Response:
-    body = await read_body(request, Refresh)
+async def refresh(request: web.Request, body: Refresh) -> web.Response:
     session = await request.app[SERVICES].accounts.refresh(body.refreshToken)
     return json_response(session.wire())
 
@@ -121,9 +118,8 @@ async def refresh(request: web.Request) -> web.Response:
     media_type=None,
     status=204,
 )
-async def logout(request: web.Request) -> web.Response:
+async def logout(request: web.Request, body: Logout) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, Logout)
     await request.app[SERVICES].accounts.logout(user_id, body.refreshToken)
     return web.Response(status=204)
 
@@ -135,9 +131,8 @@ async def logout(request: web.Request) -> web.Response:
     answer=BiometricKeyView,
     status=201,
 )
-async def add_biometric_key(request: web.Request) -> web.Response:
+async def add_biometric_key(request: web.Request, body: RegisterBiometricKey) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, RegisterBiometricKey)
     key = await request.app[SERVICES].accounts.register_biometric_key(
         user_id, body.publicKey, body.deviceName
     )
@@ -164,8 +159,9 @@ async def remove_biometric_key(request: web.Request) -> web.Response:
     answer=BiometricChallengeView,
     auth=False,
 )
-async def biometric_challenge(request: web.Request) -> web.Response:
-    body = await read_body(request, BiometricChallengeRequest)
+async def biometric_challenge(
+    request: web.Request, body: BiometricChallengeRequest
+) -> web.Response:
     challenge = await request.app[SERVICES].accounts.biometric_challenge(body.keyId)
     return json_response(challenge.wire())
 
@@ -177,8 +173,7 @@ async def biometric_challenge(request: web.Request) -> web.Response:
     answer=SessionView,
     auth=False,
 )
-async def biometric_login(request: web.Request) -> web.Response:
-    body = await read_body(request, BiometricLogin)
+async def biometric_login(request: web.Request, body: BiometricLogin) -> web.Response:
     session = await request.app[SERVICES].accounts.biometric_login(
         body.challengeId, body.signature, client_ip(request)
     )

@@ -25,7 +25,7 @@ from hub.protocol.fields import (
     optional_text,
     required_text,
 )
-from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
+from rest.http import Body, Query, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -106,9 +106,8 @@ def band_answer(
 @routes.get(
     "/api/bands", summary="The caller's bands, by name", query=BandListQuery, answer=BandPage
 )
-async def list_bands(request: web.Request) -> web.Response:
+async def list_bands(request: web.Request, query: BandListQuery) -> web.Response:
     user_id = current_user(request)
-    query = read_query(request, BandListQuery)
     bands = request.app[SERVICES].bands
     page = await bands.bands_of(user_id, query.limit, query.cursor)
     return json_response(bands.band_page(user_id, page, request_origin(request)).wire())
@@ -121,9 +120,8 @@ async def list_bands(request: web.Request) -> web.Response:
     answer=BandView,
     status=201,
 )
-async def create_band(request: web.Request) -> web.Response:
+async def create_band(request: web.Request, body: CreateBand) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, CreateBand)
     record = await request.app[SERVICES].bands.create(user_id, body.name, body.genre)
     return band_answer(request, record, user_id, status=201)
 
@@ -140,10 +138,9 @@ async def get_band(request: web.Request) -> web.Response:
 @routes.put(
     BAND, summary="Change the band's name or genre (owner, admin)", body=UpdateBand, answer=BandView
 )
-async def update_band(request: web.Request) -> web.Response:
+async def update_band(request: web.Request, body: UpdateBand) -> web.Response:
     user_id = current_user(request)
     band_id = path_uuid(request, "band_id")
-    body = await read_body(request, UpdateBand)
     edits = {name: getattr(body, name) for name in body.model_fields_set}
     record = await request.app[SERVICES].bands.update(user_id, band_id, edits)
     return band_answer(request, record, user_id)
@@ -165,10 +162,9 @@ async def delete_band(request: web.Request) -> web.Response:
     answer=BandView,
     status=201,
 )
-async def add_member(request: web.Request) -> web.Response:
+async def add_member(request: web.Request, body: AddMember) -> web.Response:
     user_id = current_user(request)
     band_id = path_uuid(request, "band_id")
-    body = await read_body(request, AddMember)
     record = await request.app[SERVICES].bands.add_member(user_id, band_id, body.userId, body.role)
     return band_answer(request, record, user_id, status=201)
 
@@ -182,10 +178,9 @@ async def add_member(request: web.Request) -> web.Response:
     body=ChangeRole,
     answer=BandView,
 )
-async def change_role(request: web.Request) -> web.Response:
+async def change_role(request: web.Request, body: ChangeRole) -> web.Response:
     user_id = current_user(request)
     band_id, member_id = path_uuid(request, "band_id"), path_uuid(request, "user_id")
-    body = await read_body(request, ChangeRole)
     record = await request.app[SERVICES].bands.change_role(user_id, band_id, member_id, body.role)
     return band_answer(request, record, user_id)
 
@@ -226,9 +221,8 @@ async def rotate_calendar_token(request: web.Request) -> web.Response:
     media_type="text/calendar",
     auth=False,
 )
-async def calendar_feed(request: web.Request) -> web.Response:
+async def calendar_feed(request: web.Request, query: CalendarQuery) -> web.Response:
     band_id = path_uuid(request, "band_id")
-    query = read_query(request, CalendarQuery)
     feed = await request.app[SERVICES].gigs.calendar(band_id, query.token)
     return web.Response(
         body=feed,

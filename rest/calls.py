@@ -7,7 +7,7 @@ from pydantic import Field
 
 from hub.calls.views import CallHistoryPage, history_answer
 from hub.protocol.cursors import MAX_CURSOR_CHARS
-from rest.http import Query, current_user, json_response, read_query
+from rest.http import Query, current_user, json_response
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -27,8 +27,7 @@ class CallHistoryQuery(Query):
     query=CallHistoryQuery,
     answer=CallHistoryPage,
 )
-async def call_history(request: web.Request) -> web.Response:
+async def call_history(request: web.Request, query: CallHistoryQuery) -> web.Response:
     user_id = current_user(request)
-    query = read_query(request, CallHistoryQuery)
     page = await request.app[SERVICES].calls.history(user_id, query.cursor, query.limit)
     return json_response(history_answer(page))

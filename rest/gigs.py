@@ -24,7 +24,7 @@ from hub.protocol.fields import (
     optional_text,
     required_text,
 )
-from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
+from rest.http import Body, Query, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -106,9 +106,8 @@ DETAIL_NAMES = {
 @routes.get(
     "/api/gigs", summary="Gigs of the caller's bands, by date", query=GigListQuery, answer=GigPage
 )
-async def list_gigs(request: web.Request) -> web.Response:
+async def list_gigs(request: web.Request, query: GigListQuery) -> web.Response:
     user_id = current_user(request)
-    query = read_query(request, GigListQuery)
     where = GigFilter(query.bandId, query.date_from, query.to, query.status)
     page = await request.app[SERVICES].gigs.gigs_of(user_id, where, query.limit, query.cursor)
     return json_response(gig_page(page.items, page.next_cursor).wire())
@@ -121,9 +120,8 @@ async def list_gigs(request: web.Request) -> web.Response:
     answer=GigView,
     status=201,
 )
-async def create_gig(request: web.Request) -> web.Response:
+async def create_gig(request: web.Request, body: CreateGig) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, CreateGig)
     details = GigDetails(
         venue_name=body.venueName,
         date=body.date,
@@ -151,10 +149,9 @@ async def get_gig(request: web.Request) -> web.Response:
     body=UpdateGig,
     answer=GigView,
 )
-async def update_gig(request: web.Request) -> web.Response:
+async def update_gig(request: web.Request, body: UpdateGig) -> web.Response:
     user_id = current_user(request)
     gig_id = path_uuid(request, "gig_id")
-    body = await read_body(request, UpdateGig)
     edits = {DETAIL_NAMES[name]: getattr(body, name) for name in body.model_fields_set}
     gig = await request.app[SERVICES].gigs.update(user_id, gig_id, edits)
     return json_response(gig_view(gig).wire())
@@ -169,9 +166,8 @@ async def update_gig(request: web.Request) -> web.Response:
     body=SetGigStatus,
     answer=GigView,
 )
-async def set_gig_status(request: web.Request) -> web.Response:
+async def set_gig_status(request: web.Request, body: SetGigStatus) -> web.Response:
     user_id = current_user(request)
     gig_id = path_uuid(request, "gig_id")
-    body = await read_body(request, SetGigStatus)
     gig = await request.app[SERVICES].gigs.set_status(user_id, gig_id, body.status)
     return json_response(gig_view(gig).wire())

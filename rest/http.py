@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Where current_user keeps the caller of a request once its token was checked.
+USER_ID = "hub.user_id"
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 # Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
 UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
@@ -146,7 +148,12 @@ def current_user(request: web.Request) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("send Authorization: Bearer <accessToken>")
-    return request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+    cached = request.get(USER_ID)
+    if isinstance(cached, str):
+        return cached
+    user_id = request.app[SERVICES].tokens.verify_access(token.strip()).user_id
+    request[USER_ID] = user_id
+    return user_id
 
 
 def client_ip(request: web.Request) -> str:

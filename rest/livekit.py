@@ -20,7 +20,7 @@ from hub.calls.views import (
 )
 from hub.errors import NotAuthenticated
 from hub.protocol.fields import MAX_ROOM_NAME, BandId, LiveKitInstanceName
-from rest.http import MAX_BODY_BYTES, Body, current_user, json_response, read_body
+from rest.http import MAX_BODY_BYTES, Body, current_user, json_response
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -46,9 +46,8 @@ class OpenRoomRequest(Body):
     body=RoomTokenRequest,
     answer=RoomTokenView,
 )
-async def room_token(request: web.Request) -> web.Response:
+async def room_token(request: web.Request, body: RoomTokenRequest) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, RoomTokenRequest)
     grant = await request.app[SERVICES].rooms.token_for(user_id, body.instance, body.room)
     return json_response(room_token_answer(grant))
 
@@ -61,9 +60,8 @@ async def room_token(request: web.Request) -> web.Response:
     body=OpenRoomRequest,
     answer=OpenedRoomView,
 )
-async def open_room(request: web.Request) -> web.Response:
+async def open_room(request: web.Request, body: OpenRoomRequest) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, OpenRoomRequest)
     opened = await request.app[SERVICES].rooms.open_room(user_id, body.instance, body.band)
     return json_response(opened_room_answer(opened))
 

@@ -16,7 +16,7 @@ from hub.messaging.views import (
 )
 from hub.protocol.cursors import MAX_CURSOR_CHARS
 from hub.protocol.fields import Ciphertext, MessageId, Nonce, UserId
-from rest.http import Body, Query, current_user, json_response, path_uuid, read_body, read_query
+from rest.http import Body, Query, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -47,9 +47,8 @@ routes = ApiRoutes("messages")
     query=PageQuery,
     answer=ConversationPage,
 )
-async def list_conversations(request: web.Request) -> web.Response:
+async def list_conversations(request: web.Request, query: PageQuery) -> web.Response:
     user_id = current_user(request)
-    query = read_query(request, PageQuery)
     page = await request.app[SERVICES].messaging.conversations(user_id, query.limit, query.cursor)
     return json_response(page)
 
@@ -60,10 +59,9 @@ async def list_conversations(request: web.Request) -> web.Response:
     query=PageQuery,
     answer=MessagePage,
 )
-async def conversation_history(request: web.Request) -> web.Response:
+async def conversation_history(request: web.Request, query: PageQuery) -> web.Response:
     user_id = current_user(request)
     conversation_id = path_uuid(request, "conversation_id")
-    query = read_query(request, PageQuery)
     page = await request.app[SERVICES].messaging.history(
         user_id, conversation_id, query.limit, query.cursor
     )
@@ -77,9 +75,8 @@ async def conversation_history(request: web.Request) -> web.Response:
     answer=SentMessageView,
     status=201,
 )
-async def send_message(request: web.Request) -> web.Response:
+async def send_message(request: web.Request, body: SendMessageBody) -> web.Response:
     user_id = current_user(request)
-    body = await read_body(request, SendMessageBody)
     stored = await request.app[SERVICES].messaging.send_direct(
         Sender(user_id, "rest", None), body.id, body.to, body.ciphertext, body.nonce
     )

@@ -28,9 +28,7 @@ from rest.http import (
     current_user,
     json_response,
     path_uuid,
-    read_body,
     read_form,
-    read_query,
 )
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
@@ -118,9 +116,8 @@ async def payment_methods(request: web.Request) -> web.Response:
     query=LedgerQuery,
     answer=LedgerPage,
 )
-async def payment_ledger(request: web.Request) -> web.Response:
+async def payment_ledger(request: web.Request, query: LedgerQuery) -> web.Response:
     user_id = current_user(request)
-    query = read_query(request, LedgerQuery)
     page = await request.app[SERVICES].payments.ledger(
         user_id,
         gig_id=query.gigId,
@@ -143,10 +140,9 @@ async def payment_ledger(request: web.Request) -> web.Response:
     status=201,
     headers=IDEMPOTENCY_DOC,
 )
-async def pay_with_stripe(request: web.Request) -> web.Response:
+async def pay_with_stripe(request: web.Request, body: PayBody) -> web.Response:
     user_id = current_user(request)
     key = _idempotency_key(request)
-    body = await read_body(request, PayBody)
     answer = await request.app[SERVICES].payments.pay(
         user_id, key, "stripe", PaymentRequest(body.gigId, body.amount, body.currency)
     )
@@ -162,10 +158,9 @@ async def pay_with_stripe(request: web.Request) -> web.Response:
     status=201,
     headers=IDEMPOTENCY_DOC,
 )
-async def pay_with_paypal(request: web.Request) -> web.Response:
+async def pay_with_paypal(request: web.Request, body: PayPalBody) -> web.Response:
     user_id = current_user(request)
     key = _idempotency_key(request)
-    body = await read_body(request, PayPalBody)
     answer = await request.app[SERVICES].payments.pay(
         user_id,
         key,
@@ -218,10 +213,9 @@ async def braintree_webhook(request: web.Request) -> web.Response:
     body=SplitBody,
     answer=SplitView,
 )
-async def set_gig_split(request: web.Request) -> web.Response:
+async def set_gig_split(request: web.Request, body: SplitBody) -> web.Response:
     user_id = current_user(request)
     gig_id = path_uuid(request, "gig_id")
-    body = await read_body(request, SplitBody)
     if body.mode == "equal" and body.shares is not None:
         raise InvalidPayload("an equal split takes no shares", details={"field": "shares"})
     if body.mode == "shares" and body.shares is None:

@@ -13,7 +13,7 @@ from hub.protocol.fields import (
     PublicKey,
     display_name,
 )
-from rest.http import Body, current_user, json_response, path_uuid, read_body
+from rest.http import Body, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -49,9 +49,8 @@ async def get_user(request: web.Request) -> web.Response:
 @routes.put(
     "/api/users/{user_id}", summary="Change your profile", body=UpdateProfile, answer=ProfileView
 )
-async def update_user(request: web.Request) -> web.Response:
+async def update_user(request: web.Request, body: UpdateProfile) -> web.Response:
     viewer = current_user(request)
-    body = await read_body(request, UpdateProfile)
     profile = await request.app[SERVICES].accounts.update_profile(
         viewer, path_uuid(request, "user_id"), name=body.name
     )
@@ -75,9 +74,8 @@ async def get_public_key(request: web.Request) -> web.Response:
     body=SetPublicKey,
     answer=PublicKeyView,
 )
-async def set_public_key(request: web.Request) -> web.Response:
+async def set_public_key(request: web.Request, body: SetPublicKey) -> web.Response:
     viewer = current_user(request)
-    body = await read_body(request, SetPublicKey)
     key = await request.app[SERVICES].accounts.set_public_key(
         viewer, path_uuid(request, "user_id"), body.publicKey
     )
