@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
-from hub.calls.service import CallParty
+from hub.calls.service import CallParty, CallService
 from hub.calls.views import accept_ack, invite_ack
 from hub.protocol.fields import BandId, CallId, CallMedia, LiveKitInstanceName, UserId
 
@@ -32,15 +34,22 @@ class CallAction(Payload):
     call: CallId
 
 
-events = EventTable()
+@dataclass(frozen=True, slots=True)
+class CallEventServices:
+    """What the ``call:*`` handlers may call."""
+
+    calls: CallService
 
 
-def _party(ctx: EventContext) -> CallParty:
+events: EventTable[CallEventServices] = EventTable()
+
+
+def _party(ctx: EventContext[CallEventServices]) -> CallParty:
     return CallParty(ctx.user_id, ctx.conn_id)
 
 
 @events.on("call:invite", InviteCall)
-async def invite(ctx: EventContext, body: InviteCall) -> Ack:
+async def invite(ctx: EventContext[CallEventServices], body: InviteCall) -> Ack:
     invitation = await ctx.services.calls.invite(
         _party(ctx), to=body.to, band=body.band, instance=body.instance, media=body.media
     )
@@ -48,23 +57,23 @@ async def invite(ctx: EventContext, body: InviteCall) -> Ack:
 
 
 @events.on("call:accept", CallAction)
-async def accept(ctx: EventContext, body: CallAction) -> Ack:
+async def accept(ctx: EventContext[CallEventServices], body: CallAction) -> Ack:
     return accept_ack(await ctx.services.calls.accept(_party(ctx), body.call))
 
 
 @events.on("call:decline", CallAction)
-async def decline(ctx: EventContext, body: CallAction) -> Ack:
+async def decline(ctx: EventContext[CallEventServices], body: CallAction) -> Ack:
     await ctx.services.calls.decline(_party(ctx), body.call)
     return ok()
 
 
 @events.on("call:cancel", CallAction)
-async def cancel(ctx: EventContext, body: CallAction) -> Ack:
+async def cancel(ctx: EventContext[CallEventServices], body: CallAction) -> Ack:
     await ctx.services.calls.cancel(_party(ctx), body.call)
     return ok()
 
 
 @events.on("call:hangup", CallAction)
-async def hangup(ctx: EventContext, body: CallAction) -> Ack:
+async def hangup(ctx: EventContext[CallEventServices], body: CallAction) -> Ack:
     await ctx.services.calls.hangup(_party(ctx), body.call)
     return ok()

@@ -2,6 +2,20 @@
 acknowledged, so every handler body is just "typed payload in, one service call, ack out".
 
 Every client event gets an ack: ``{ok: true, ...}`` or ``{ok: false, error: {code, message}}``.
+A handler sees only its ``EventContext``: who sent the event, the connection it came in on
+(``CallerConnection``: presence watches and the session deadline, nothing else), and the
+services its table was bound to. Each event module declares that set as a small dataclass
+next to its table, so what a handler may touch is written at the top of its module:
+
+```python
+@dataclass(frozen=True, slots=True)
+class PresenceEventServices:
+    presence: PresenceService
+
+events: EventTable[PresenceEventServices] = EventTable()
+```
+
+and the assembly binds it: ``dispatcher.add(presence_events.events, PresenceEventServices(...))``.
 """
 
 from __future__ import annotations
@@ -11,12 +25,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
-from socketio import packet
 
+from handlers.engineio_internals import MALFORMED_EVENT
+from handlers.registry import CallerConnection, ConnectionRegistry
 from hub.errors import (
     HubError,
     InvalidPayload,
@@ -26,27 +41,20 @@ from hub.errors import (
     UpstreamUnavailable,
     upstream_failures,
 )
-from hub.services import Services
+from hub.metrics import HubMetrics
 
 
 class Payload(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
-if TYPE_CHECKING:
-    from handlers.registry import ConnectionRegistry
-
 log = logging.getLogger(__name__)
 
 Ack = dict[str, Any]
 Body = TypeVar("Body", bound=pydantic.BaseModel)
+# The services one table's handlers may call (a small dataclass per event module).
+Uses = TypeVar("Uses")
 
-# What a client event that is not ``["name", ...args]`` becomes (see ``ClientPacket``); the
-# NUL keeps it apart from any name a client could mean.
-MALFORMED_EVENT = "\x00malformed"
-# Names python-socketio would hand to the connect, disconnect or catch-all handler as if
-# the server had called them.
-RESERVED_EVENTS = frozenset({"connect", "disconnect", "*", MALFORMED_EVENT})
 RATE_LIMITED = "too many events on this connection"
 
 
@@ -59,35 +67,43 @@ def error_ack(error: HubError) -> Ack:
 
 
 @dataclass(frozen=True, slots=True)
-class EventContext:
-    services: Services
-    connections: ConnectionRegistry
-    sid: str
+class EventContext(Generic[Uses]):
+    """Everything a handler may touch."""
+
+    services: Uses
+    connection: CallerConnection
     user_id: str
     device_id: str
     conn_id: str
 
 
-Handler = Callable[[EventContext, Any], Awaitable[Ack]]
+Handler = Callable[[EventContext[Uses], Body], Awaitable[Ack]]
 
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     name: str
     model: type[pydantic.BaseModel]
-    handler: Handler
+    handler: Handler[Any, Any]
 
 
-class EventTable:
-    """Like aiohttp's ``RouteTableDef``: modules fill one, ``build_app`` attaches them all."""
+@dataclass(frozen=True, slots=True)
+class BoundEvent:
+    spec: EventSpec
+    services: Any
+
+
+class EventTable(Generic[Uses]):
+    """Like aiohttp's ``RouteTableDef``: modules fill one, the assembly binds each to the
+    services its handlers may call and attaches them all."""
 
     def __init__(self) -> None:
         self.specs: list[EventSpec] = []
 
     def on(
         self, name: str, model: type[Body]
-    ) -> Callable[[Callable[[EventContext, Body], Awaitable[Ack]]], Handler]:
-        def register(fn: Callable[[EventContext, Body], Awaitable[Ack]]) -> Handler:
+    ) -> Callable[[Handler[Uses, Body]], Handler[Uses, Body]]:
+        def register(fn: Handler[Uses, Body]) -> Handler[Uses, Body]:
             self.specs.append(EventSpec(name, model, fn))
             return fn
 
@@ -104,85 +120,25 @@ def _too_large(exc: pydantic.ValidationError) -> bool:
     return any(e["type"] in ("string_too_long", "too_long", "bytes_too_long") for e in exc.errors())
 
 
-def _malformed_reason(data: Any) -> str | None:
-    if not isinstance(data, list) or not data or not isinstance(data[0], str):
-        return 'an event is ["name", payload]'
-    if data[0] in RESERVED_EVENTS:
-        return f"{data[0][:64]!r} is not an event a client may send"
-    return None
-
-
-# What a client may send; CONNECT_ERROR and unknown types are the server's or nobody's.
-CLIENT_PACKET_TYPES = frozenset(
-    {
-        packet.CONNECT,
-        packet.DISCONNECT,
-        packet.EVENT,
-        packet.ACK,
-        packet.BINARY_EVENT,
-        packet.BINARY_ACK,
-    }
-)
-
-
-class ClientPacket(packet.Packet):  # type: ignore[misc]
-    """Socket.IO packets as the hub reads them. A client event that is not
-    ``["name", ...args]`` in JSON (broken or nested over orjson's 1,024 levels, no name, a
-    reserved name such as ``disconnect``) still carries its ack id: it becomes
-    ``[MALFORMED_EVENT, reason]``, which the dispatcher answers ``invalid_payload``, instead
-    of being dropped unanswered (or unregistering the connection, for ``disconnect``).
-    Any other packet that does not parse becomes the same (unanswered without an ack id), and
-    a CONNECT whose auth does not parse is a connect without auth (refused as such): garbage
-    from a client never reaches python-socketio as a traceback in the log."""
-
-    packet_type: int
-    data: Any
-
-    def decode(self, encoded_packet: str | bytes) -> int:
-        try:
-            attachments: int = super().decode(encoded_packet) or 0
-        except ValueError:
-            if self.packet_type == packet.CONNECT:
-                self.data = None
-            else:
-                self._malformed("the packet is not JSON, or nested too deeply")
-            return 0
-        if self.packet_type not in CLIENT_PACKET_TYPES:
-            self._malformed("not a packet a client may send")
-            return 0
-        if self.packet_type in (packet.EVENT, packet.BINARY_EVENT):
-            reason = _malformed_reason(self.data)
-            if reason is not None:
-                self.data = [MALFORMED_EVENT, reason]
-        return attachments
-
-    def _malformed(self, reason: str) -> None:
-        self.packet_type = packet.EVENT
-        self.data = [MALFORMED_EVENT, reason]
-
-
 class EventDispatcher:
     """Attaches tables to a python-socketio server with one wrapper for all events."""
 
-    def __init__(self, services: Services, connections: ConnectionRegistry) -> None:
-        self._services = services
+    def __init__(self, connections: ConnectionRegistry, metrics: HubMetrics) -> None:
         self._connections = connections
-        self._specs: dict[str, EventSpec] = {}
+        self._metrics = metrics
+        self._events: dict[str, BoundEvent] = {}
         self._upstream_failures = upstream_failures()
 
-    def add(self, table: EventTable) -> None:
+    def add(self, table: EventTable[Uses], services: Uses) -> None:
+        """Serve ``table``'s events, their handlers calling ``services``."""
         for spec in table.specs:
-            if spec.name in self._specs:
+            if spec.name in self._events:
                 raise ValueError(f"socket event {spec.name!r} is registered twice")
-            self._specs[spec.name] = spec
-
-    @property
-    def event_names(self) -> list[str]:
-        return sorted(self._specs)
+            self._events[spec.name] = BoundEvent(spec, services)
 
     def attach(self, sio: Any) -> None:
-        for name, spec in self._specs.items():
-            sio.on(name, self._wrapper(spec))
+        for name, bound in self._events.items():
+            sio.on(name, self._wrapper(bound))
         sio.on(MALFORMED_EVENT, self._malformed)
         sio.on("*", self._unknown)
 
@@ -194,24 +150,25 @@ class EventDispatcher:
     async def _unknown(self, event: str, sid: str, *args: Any) -> Ack:
         if self._over_budget(sid):
             return error_ack(RateLimited(RATE_LIMITED, retry_after_seconds=1))
-        self._services.metrics.errors.labels(event="unknown", code="not_found").inc()
+        self._metrics.errors.labels(event="unknown", code="not_found").inc()
         return error_ack(NotFound(f"unknown event {event[:64]!r}"))
 
     async def _malformed(self, sid: str, reason: Any = None, *args: Any) -> Ack:
         if self._over_budget(sid):
             return error_ack(RateLimited(RATE_LIMITED, retry_after_seconds=1))
-        self._services.metrics.errors.labels(event="malformed", code="invalid_payload").inc()
+        self._metrics.errors.labels(event="malformed", code="invalid_payload").inc()
         return error_ack(InvalidPayload(str(reason)[:200]))
 
-    def _wrapper(self, spec: EventSpec) -> Callable[..., Awaitable[Ack]]:
-        metrics = self._services.metrics
+    def _wrapper(self, bound: BoundEvent) -> Callable[..., Awaitable[Ack]]:
+        spec = bound.spec
+        metrics = self._metrics
         events_counter = metrics.events.labels(event=spec.name)
         latency = metrics.ack_seconds.labels(event=spec.name)
 
         async def handle(sid: str, *args: Any) -> Ack:
             started = time.perf_counter()
             events_counter.inc()
-            ack = await self._dispatch(spec, sid, args)
+            ack = await self._dispatch(bound, sid, args)
             latency.observe(time.perf_counter() - started)
             if not ack.get("ok"):
                 metrics.errors.labels(event=spec.name, code=ack["error"]["code"]).inc()
@@ -219,7 +176,8 @@ class EventDispatcher:
 
         return handle
 
-    async def _dispatch(self, spec: EventSpec, sid: str, args: tuple[Any, ...]) -> Ack:
+    async def _dispatch(self, bound: BoundEvent, sid: str, args: tuple[Any, ...]) -> Ack:
+        spec = bound.spec
         state = self._connections.by_sid(sid)
         if state is None:
             return error_ack(HubError("connection is not registered"))
@@ -238,12 +196,7 @@ class EventDispatcher:
                     raise TooLarge(_describe(exc).message) from None
                 raise _describe(exc) from None
             ctx = EventContext(
-                self._services,
-                self._connections,
-                sid,
-                state.user_id,
-                state.device_id,
-                state.conn_id,
+                bound.services, state.caller, state.user_id, state.device_id, state.conn_id
             )
             return await spec.handler(ctx, body)
         except HubError as exc:

@@ -5,12 +5,15 @@ The acks' shapes (after ``ok``) are built in ``hub/messaging/views.py``, beside 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
-from hub.messaging.service import Envelope, Sender
+from hub.messaging.service import Envelope, MessagingService, Sender
 from hub.messaging.views import marked, sent_message
+from hub.metrics import HubMetrics
 from hub.protocol.fields import (
     MAX_ENVELOPES,
     MAX_IDS_PER_RECEIPT,
@@ -65,11 +68,19 @@ class MarkMessages(Payload):
     ids: list[MessageId] = Field(min_length=1, max_length=MAX_IDS_PER_RECEIPT)
 
 
-events = EventTable()
+@dataclass(frozen=True, slots=True)
+class MessageEventServices:
+    """What the ``message:*`` handlers may call."""
+
+    messaging: MessagingService
+    metrics: HubMetrics
+
+
+events: EventTable[MessageEventServices] = EventTable()
 
 
 @events.on("message:send", SendMessage)
-async def send_message(ctx: EventContext, body: SendMessage) -> Ack:
+async def send_message(ctx: EventContext[MessageEventServices], body: SendMessage) -> Ack:
     sender = Sender(ctx.user_id, ctx.device_id, ctx.conn_id)
     messaging = ctx.services.messaging
     if body.to is not None:
@@ -85,17 +96,17 @@ async def send_message(ctx: EventContext, body: SendMessage) -> Ack:
 
 
 @events.on("message:sync", SyncMessages)
-async def sync_messages(ctx: EventContext, body: SyncMessages) -> Ack:
+async def sync_messages(ctx: EventContext[MessageEventServices], body: SyncMessages) -> Ack:
     return ok(**await ctx.services.messaging.sync(ctx.user_id, body.after, body.limit))
 
 
 @events.on("message:delivered", MarkMessages)
-async def mark_delivered(ctx: EventContext, body: MarkMessages) -> Ack:
+async def mark_delivered(ctx: EventContext[MessageEventServices], body: MarkMessages) -> Ack:
     ts = await ctx.services.messaging.mark(ctx.user_id, ctx.conn_id, body.ids, "delivered")
     return ok(**marked(ts))
 
 
 @events.on("message:read", MarkMessages)
-async def mark_read(ctx: EventContext, body: MarkMessages) -> Ack:
+async def mark_read(ctx: EventContext[MessageEventServices], body: MarkMessages) -> Ack:
     ts = await ctx.services.messaging.mark(ctx.user_id, ctx.conn_id, body.ids, "read")
     return ok(**marked(ts))

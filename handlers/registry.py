@@ -1,68 +1,94 @@
-"""The sockets this node holds: who each one is, its event budget, what it watches."""
+"""The sockets this node holds: who each one is, its event budget, whom it watches.
+
+Handlers never see the registry: each event's handler gets its own connection as a
+``CallerConnection``, which can only record presence watches and extend its session.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from hub.presence.ports import WatchOutcome
 from hub.rate_limits import TokenBucket
 
-if TYPE_CHECKING:
-    from handlers.session import SocketLifecycle
 
-MAX_WATCHED_USERS = 1000
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ConnectionState:
+    """One socket held here (``eq=False``: kept in sets by identity)."""
+
     sid: str
     user_id: str
     device_id: str
     conn_id: str
+    eio_sid: str
     bucket: TokenBucket
     token_expires_at_ms: int
-    eio_sid: str = ""
     expiry_timer: asyncio.TimerHandle | None = None
     watching: set[str] = field(default_factory=set)
+    # Revocations that reached this connection: a presence subscription whose visibility
+    # check one crossed is not recorded (see ``PresenceService.subscribe``).
+    revocations: int = 0
+    caller: CallerConnection = field(init=False)
+
+
+class CallerConnection:
+    """The connection an event came in on, as its handler may touch it (satisfies
+    ``hub.presence.ports.PresenceWatch``)."""
+
+    __slots__ = ("_registry", "_state")
+
+    def __init__(self, registry: ConnectionRegistry, state: ConnectionState) -> None:
+        self._registry = registry
+        self._state = state
+
+    @property
+    def revocations(self) -> int:
+        return self._state.revocations
+
+    def watch(
+        self, user_ids: Collection[str], *, unless_revoked_since: int, at_most: int
+    ) -> WatchOutcome:
+        state = self._state
+        if state.revocations != unless_revoked_since:
+            return "revoked_meanwhile"
+        if len(state.watching.union(user_ids)) > at_most:
+            return "too_many"
+        self._registry.watch(state, user_ids)
+        return "watching"
+
+    def unwatch(self, user_ids: Collection[str]) -> None:
+        self._registry.unwatch(self._state, user_ids)
+
+    def extend_session(self, expires_at_ms: int) -> int:
+        """Keep the socket past its token's expiry, up to ``expires_at_ms`` (never
+        shortened); the new deadline. The expiry timer finds it when it fires."""
+        state = self._state
+        state.token_expires_at_ms = max(state.token_expires_at_ms, expires_at_ms)
+        return state.token_expires_at_ms
 
 
 class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_sid: dict[str, ConnectionState] = {}
-        self._sid_by_conn: dict[str, str] = {}
-        self._sids_by_user: dict[str, set[str]] = defaultdict(set)
-        self._watchers: dict[str, set[str]] = defaultdict(set)
-        self.lifecycle: SocketLifecycle | None = None
-        # Bumped by every revocation applied here: a subscribe whose visibility check raced
-        # with one checks again before it starts watching.
-        self.revocations = 0
+        self._by_user: dict[str, set[ConnectionState]] = {}
+        self._watchers: dict[str, set[ConnectionState]] = {}
 
     def __len__(self) -> int:
         return len(self._by_sid)
 
     def add(self, state: ConnectionState) -> None:
+        state.caller = CallerConnection(self, state)
         self._by_sid[state.sid] = state
-        self._sid_by_conn[state.conn_id] = state.sid
-        self._sids_by_user[state.user_id].add(state.sid)
+        self._by_user.setdefault(state.user_id, set()).add(state)
 
     def remove(self, sid: str) -> ConnectionState | None:
         state = self._by_sid.pop(sid, None)
         if state is None:
             return None
-        self._sid_by_conn.pop(state.conn_id, None)
-        sids = self._sids_by_user.get(state.user_id)
-        if sids is not None:
-            sids.discard(sid)
-            if not sids:
-                del self._sids_by_user[state.user_id]
-        for watched in state.watching:
-            watchers = self._watchers.get(watched)
-            if watchers is not None:
-                watchers.discard(sid)
-                if not watchers:
-                    del self._watchers[watched]
+        _discard(self._by_user, state.user_id, state)
+        self.unwatch(state, list(state.watching))
         if state.expiry_timer is not None:
             state.expiry_timer.cancel()
         return state
@@ -70,47 +96,33 @@ class ConnectionRegistry:
     def by_sid(self, sid: str) -> ConnectionState | None:
         return self._by_sid.get(sid)
 
-    def sid_of_conn(self, conn_id: str | None) -> str | None:
-        return self._sid_by_conn.get(conn_id) if conn_id else None
+    def connections_of(self, user_id: str) -> Collection[ConnectionState]:
+        return self._by_user.get(user_id, ())
 
-    def has_user(self, user_id: str) -> bool:
-        return user_id in self._sids_by_user
+    def watchers_of(self, user_id: str) -> Collection[ConnectionState]:
+        return self._watchers.get(user_id, ())
 
-    def sids_of_user(self, user_id: str) -> set[str]:
-        return self._sids_by_user.get(user_id, set())
-
-    def all_sids(self) -> list[str]:
-        return list(self._by_sid)
-
-    def watch(self, sid: str, user_ids: list[str]) -> bool:
-        """False when the connection would watch more than ``MAX_WATCHED_USERS``."""
-        state = self._by_sid.get(sid)
-        if state is None:
-            return False
-        if len(state.watching | set(user_ids)) > MAX_WATCHED_USERS:
-            return False
+    def watch(self, state: ConnectionState, user_ids: Collection[str]) -> None:
         for user_id in user_ids:
             state.watching.add(user_id)
-            self._watchers[user_id].add(sid)
-        return True
+            self._watchers.setdefault(user_id, set()).add(state)
 
-    def unwatch(self, sid: str, user_ids: list[str]) -> None:
-        state = self._by_sid.get(sid)
-        if state is None:
-            return
+    def unwatch(self, state: ConnectionState, user_ids: Collection[str]) -> None:
         for user_id in user_ids:
             state.watching.discard(user_id)
-            watchers = self._watchers.get(user_id)
-            if watchers is not None:
-                watchers.discard(sid)
-                if not watchers:
-                    del self._watchers[user_id]
+            _discard(self._watchers, user_id, state)
 
-    def unwatch_for_user(self, viewer_id: str, user_ids: list[str]) -> None:
-        """Stop every connection of ``viewer_id`` held here from watching ``user_ids``."""
-        self.revocations += 1
-        for sid in list(self.sids_of_user(viewer_id)):
-            self.unwatch(sid, user_ids)
+    def revoke(self, viewer_id: str, user_ids: Collection[str]) -> None:
+        """Every connection of ``viewer_id`` held here stops watching ``user_ids``, and
+        counts the revocation even if it was not watching them yet."""
+        for state in list(self.connections_of(viewer_id)):
+            state.revocations += 1
+            self.unwatch(state, user_ids)
 
-    def watchers_of(self, user_id: str) -> set[str]:
-        return self._watchers.get(user_id, set())
+
+def _discard(index: dict[str, set[ConnectionState]], key: str, state: ConnectionState) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(state)
+        if not members:
+            del index[key]

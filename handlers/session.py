@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
@@ -19,13 +20,16 @@ from pydantic import Field
 from socketio.exceptions import ConnectionRefusedError as RefuseConnection
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from handlers.engineio_internals import EngineSockets
 from handlers.registry import ConnectionRegistry, ConnectionState
+from hub.accounts.tokens import TokenService
+from hub.clock import Clock
 from hub.errors import Forbidden, HubError, NotAuthenticated, upstream_failures
-from hub.protocol.fields import (
-    MAX_DEVICE_ID,
-)
+from hub.metrics import HubMetrics
+from hub.presence.service import PresenceService
+from hub.protocol.fields import MAX_DEVICE_ID
+from hub.protocol.session_events import session_expired
 from hub.rate_limits import TokenBucket
-from hub.services import Services
 
 
 class RefreshSession(Payload):
@@ -39,20 +43,53 @@ class Handshake(Payload):
     device: str = Field(min_length=1, max_length=MAX_DEVICE_ID, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
+@dataclass(frozen=True, slots=True)
+class EventBudget:
+    """How many events one connection may send: a token bucket per socket."""
+
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEventServices:
+    """What the ``session:*`` handlers may call."""
+
+    tokens: TokenService
+
+
 log = logging.getLogger(__name__)
 
-events = EventTable()
+events: EventTable[SessionEventServices] = EventTable()
 
 
 def _refuse(message: str, code: str, detail: str) -> RefuseConnection:
     return RefuseConnection(message, {"code": code, "message": detail})
 
 
-class SocketLifecycle:
-    def __init__(self, sio: Any, services: Services, connections: ConnectionRegistry) -> None:
+class SocketSessions:
+    """Opens a socket's session at connect (token checked, device registered with
+    presence), ends it at disconnect, and when its token runs out."""
+
+    def __init__(
+        self,
+        sio: Any,
+        connections: ConnectionRegistry,
+        *,
+        tokens: TokenService,
+        presence: PresenceService,
+        metrics: HubMetrics,
+        clock: Clock,
+        budget: EventBudget,
+    ) -> None:
         self._sio = sio
-        self._services = services
+        self._sockets = EngineSockets(sio)
         self._connections = connections
+        self._tokens = tokens
+        self._presence = presence
+        self._metrics = metrics
+        self._clock = clock
+        self._budget = budget
         self._upstream_failures = upstream_failures()
         # The loop keeps only weak references to tasks: hold each expiry until it finishes.
         self._expiring: set[asyncio.Task[None]] = set()
@@ -62,7 +99,7 @@ class SocketLifecycle:
         self._sio.on("disconnect", self.disconnect)
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        metrics = self._services.metrics
+        metrics = self._metrics
         try:
             handshake = Handshake.model_validate(auth if isinstance(auth, dict) else {})
         except pydantic.ValidationError:
@@ -71,14 +108,14 @@ class SocketLifecycle:
                 "unauthorized", "invalid_handshake", "connect with auth: {token, device}"
             ) from None
         try:
-            claims = self._services.tokens.verify_access(handshake.token)
+            claims = self._tokens.verify_access(handshake.token)
         except NotAuthenticated as exc:
             metrics.connects.labels(outcome="unauthorized").inc()
             reason = (exc.details or {}).get("reason", "token_invalid")
             raise _refuse("unauthorized", reason, exc.message) from None
         conn_id = uuid.uuid4().hex
         try:
-            await self._services.presence.connect(claims.user_id, handshake.device, conn_id)
+            await self._presence.connect(claims.user_id, handshake.device, conn_id)
         except HubError as exc:
             metrics.connects.labels(outcome=exc.code).inc()
             raise _refuse(exc.code, exc.code, exc.message) from None
@@ -86,20 +123,17 @@ class SocketLifecycle:
             metrics.connects.labels(outcome="unavailable").inc()
             log.warning("connect refused: storage unavailable", exc_info=True)
             raise _refuse("unavailable", "unavailable", "try again shortly") from None
-        settings = self._services.settings
         state = ConnectionState(
             sid=sid,
             user_id=claims.user_id,
             device_id=handshake.device,
             conn_id=conn_id,
-            bucket=TokenBucket(
-                settings.sockets.events_per_second, settings.sockets.event_burst, time.monotonic()
-            ),
+            eio_sid=self._sockets.eio_sid_of(sid),
+            bucket=TokenBucket(self._budget.per_second, self._budget.burst, time.monotonic()),
             token_expires_at_ms=claims.expires_at_ms,
-            eio_sid=self._sio.manager.eio_sid_from_sid(sid, "/") or "",
         )
         self._connections.add(state)
-        self.arm_expiry(state)
+        self._arm_expiry(state)
         metrics.connects.labels(outcome="ok").inc()
         metrics.connections.inc()
 
@@ -107,16 +141,14 @@ class SocketLifecycle:
         state = self._connections.remove(sid)
         if state is None:
             return
-        self._services.metrics.connections.dec()
+        self._metrics.connections.dec()
         try:
-            await self._services.presence.disconnect(state.conn_id)
+            await self._presence.disconnect(state.conn_id)
         except Exception:
             log.warning("presence could not record a disconnect; the TTL will", exc_info=True)
 
-    def arm_expiry(self, state: ConnectionState) -> None:
-        if state.expiry_timer is not None:
-            state.expiry_timer.cancel()
-        delay = max(0.0, (state.token_expires_at_ms - self._services.clock()) / 1000)
+    def _arm_expiry(self, state: ConnectionState) -> None:
+        delay = max(0.0, (state.token_expires_at_ms - self._clock()) / 1000)
         loop = asyncio.get_running_loop()
         state.expiry_timer = loop.call_later(delay, self._start_expiry, state.sid)
 
@@ -126,30 +158,21 @@ class SocketLifecycle:
         task.add_done_callback(self._expiring.discard)
 
     async def _expire(self, sid: str) -> None:
+        """The token's deadline came: end the session, unless ``session:refresh`` moved the
+        deadline meanwhile (then wait for the new one)."""
         state = self._connections.by_sid(sid)
         if state is None:
             return
-        if state.token_expires_at_ms > self._services.clock():
-            self.arm_expiry(state)
+        if state.token_expires_at_ms > self._clock():
+            self._arm_expiry(state)
             return
-        await self._sio.emit("session:expired", {"reason": "token_expired"}, to=sid)
+        await self._sio.emit("session:expired", session_expired(), to=sid)
         await self._sio.disconnect(sid)
-
-    def refresh(self, sid: str, user_id: str, token: str) -> int:
-        claims = self._services.tokens.verify_access(token)
-        if claims.user_id != user_id:
-            raise Forbidden("the token belongs to another user")
-        state = self._connections.by_sid(sid)
-        if state is None:
-            raise NotAuthenticated("the connection is gone")
-        state.token_expires_at_ms = max(state.token_expires_at_ms, claims.expires_at_ms)
-        self.arm_expiry(state)
-        return state.token_expires_at_ms
 
 
 @events.on("session:refresh", RefreshSession)
-async def refresh_session(ctx: EventContext, body: RefreshSession) -> Ack:
-    lifecycle = ctx.connections.lifecycle
-    assert lifecycle is not None
-    expires_at = lifecycle.refresh(ctx.sid, ctx.user_id, body.token)
-    return ok(expiresAt=expires_at)
+async def refresh_session(ctx: EventContext[SessionEventServices], body: RefreshSession) -> Ack:
+    claims = ctx.services.tokens.verify_access(body.token)
+    if claims.user_id != ctx.user_id:
+        raise Forbidden("the token belongs to another user")
+    return ok(expiresAt=ctx.connection.extend_session(claims.expires_at_ms))

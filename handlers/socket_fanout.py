@@ -1,5 +1,9 @@
 """``Fanout`` over Socket.IO: devices on this node get events straight from their socket;
-only what devices on other nodes need goes through Redis, to those nodes' own channels.
+only what devices on other nodes need goes over the bus, to those nodes' own channels.
+
+Frames for other nodes are batched: those queued in one event-loop turn leave as one
+message per target node, all in one round trip. Presence changes and revocations go to
+every node, this one included, and each pushes them to the subscribers it holds.
 
 Delivery never raises: the message is already stored, and a device that misses an event
 catches up with ``message:sync``.
@@ -7,17 +11,26 @@ catches up with ``message:sync``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
-
-from handlers.registry import ConnectionRegistry
+from handlers.engineio_internals import EngineSockets
+from handlers.registry import ConnectionRegistry, ConnectionState
 from hub.clock import Clock
-from hub.fanout import Delivery, NodeBus, NodeDirectory, PresenceChange
+from hub.fanout import (
+    Delivery,
+    NodeBus,
+    NodeDirectory,
+    NodeFrame,
+    PresenceRevocation,
+    UserPresence,
+    decode_frames,
+    encode_frames,
+)
 from hub.metrics import HubMetrics
+from hub.presence.views import presence_view
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +39,24 @@ class SocketFanout:
     def __init__(
         self,
         *,
-        sio: Any,
+        sockets: EngineSockets,
         connections: ConnectionRegistry,
         directory: NodeDirectory,
         bus: NodeBus,
         clock: Clock,
         metrics: HubMetrics,
     ) -> None:
-        self._sio = sio
+        self._sockets = sockets
         self._connections = connections
         self._directory = directory
         self._bus = bus
         self._clock = clock
         self._local = metrics.deliveries.labels(path="local")
         self._remote = metrics.deliveries.labels(path="remote")
+        self._outbox: dict[str, list[NodeFrame]] = {}
+        self._flush_scheduled = False
+        # The loop keeps only weak references to tasks: hold each publish until it is done.
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -53,89 +70,86 @@ class SocketFanout:
             where = {}
         own = self._bus.node_id
         for delivery in deliveries:
-            await self._emit_local(
-                delivery.user_id, delivery.event, delivery.payload, delivery.except_conn
-            )
+            await self._deliver_here(delivery)
             for node in where.get(delivery.user_id, ()):
                 if node != own:
-                    self._bus.send_to_node(
-                        node,
-                        [delivery.user_id, delivery.event, delivery.payload, delivery.except_conn],
-                    )
+                    self._send_to_node(node, delivery)
                     self._remote.inc()
 
-    async def _emit_local(
-        self, user_id: str, event: str, payload: dict[str, Any], except_conn: str | None
-    ) -> None:
-        sids = self._connections.sids_of_user(user_id)
-        if not sids:
-            return
-        skip = self._connections.sid_of_conn(except_conn)
-        await self._send_to_sids([sid for sid in sids if sid != skip], event, payload)
-
-    async def _send_to_sids(self, sids: list[str], event: str, payload: Any) -> None:
-        """Encode the event once and queue it on each local Engine.IO socket.
-
-        python-socketio's ``emit`` creates a task per recipient and waits for them all, so
-        every emit costs event-loop turns; queueing directly costs none, which is what
-        keeps delivery latency flat when thousands of events a second go out.
-        """
-        if not sids:
-            return
-        try:
-            encoded = self._sio.packet_class(
-                sio_packet.EVENT, namespace="/", data=[event, payload]
-            ).encode()
-            frame = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        except Exception:
-            log.warning("could not encode %s", event, exc_info=True)
-            return
-        sockets = self._sio.eio.sockets
-        for sid in sids:
-            state = self._connections.by_sid(sid)
-            socket = sockets.get(state.eio_sid) if state is not None else None
-            if socket is None or socket.closed:
-                continue
-            try:
-                await socket.send(frame)
-                self._local.inc()
-            except Exception:
-                log.debug("local send of %s failed (socket closing)", event, exc_info=True)
-
-    async def announce_presence(self, change: PresenceChange) -> None:
-        try:
-            await self._bus.announce_presence(change.as_payload())
-        except Exception:
-            log.warning("could not announce a presence change", exc_info=True)
+    async def announce_presence(self, presence: UserPresence) -> None:
+        await self._publish_to_all(presence)
 
     async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
         """Applied here at once (no Redis needed for this node's sockets), then on every node
-        when the frame comes back on the presence channel; applying it twice is harmless."""
-        frame = {viewer: sorted(users) for viewer, users in revoked.items() if users}
-        if not frame:
+        when the frame comes back; applying it twice is harmless."""
+        frame = PresenceRevocation(
+            {viewer: sorted(users) for viewer, users in revoked.items() if users}
+        )
+        if not frame.revoked:
             return
         self._apply_revocation(frame)
+        await self._publish_to_all(frame)
+
+    async def on_bus_message(self, message: bytes) -> None:
+        """A bus message for this node, or for all of them: act on each of its frames."""
+        for frame in decode_frames(message):
+            if isinstance(frame, Delivery):
+                await self._deliver_here(frame)
+            elif isinstance(frame, UserPresence):
+                watchers = self._connections.watchers_of(frame.user_id)
+                if watchers:
+                    await self._send(list(watchers), "presence", presence_view(frame))
+            else:
+                self._apply_revocation(frame)
+
+    async def _deliver_here(self, delivery: Delivery) -> None:
+        skip = delivery.except_conn
+        connections = [
+            c for c in self._connections.connections_of(delivery.user_id) if c.conn_id != skip
+        ]
+        await self._send(connections, delivery.event, delivery.payload)
+
+    async def _send(self, connections: Sequence[ConnectionState], event: str, payload: Any) -> None:
+        """Encode the event once and queue it on each of these sockets."""
+        if not connections:
+            return
         try:
-            await self._bus.announce_presence({"revoke": frame})
+            encoded = self._sockets.encode_event(event, payload)
         except Exception:
-            log.warning("could not announce a presence revocation", exc_info=True)
+            log.warning("could not encode %s", event, exc_info=True)
+            return
+        for connection in connections:
+            if await self._sockets.send(connection.eio_sid, encoded):
+                self._local.inc()
 
-    def _apply_revocation(self, revoked: dict[str, list[str]]) -> None:
-        for viewer, users in revoked.items():
-            self._connections.unwatch_for_user(viewer, users)
+    def _apply_revocation(self, frame: PresenceRevocation) -> None:
+        for viewer, users in frame.revoked.items():
+            self._connections.revoke(viewer, users)
 
-    async def on_node_frames(self, frames: list[Any]) -> None:
-        """Frames another node published for devices held here."""
-        for user_id, event, payload, except_conn in frames:
-            await self._emit_local(user_id, event, payload, except_conn)
+    async def _publish_to_all(self, frame: UserPresence | PresenceRevocation) -> None:
+        try:
+            await self._bus.publish_to_all(encode_frames([frame]))
+        except Exception:
+            log.warning("could not announce %s to the other nodes", type(frame).__name__)
 
-    async def on_presence(self, changes: list[Any]) -> None:
-        """A presence change from any node: push it to the subscribers held here. A
-        ``{"revoke": {viewer: [users]}}`` frame ends subscriptions that lost their right."""
-        for change in changes:
-            if "revoke" in change:
-                self._apply_revocation(change["revoke"])
-                continue
-            watchers = self._connections.watchers_of(change["userId"])
-            if watchers:
-                await self._send_to_sids(list(watchers), "presence", change)
+    def _send_to_node(self, node_id: str, frame: NodeFrame) -> None:
+        """Queue a frame for another node; it leaves with this loop turn's batch."""
+        self._outbox.setdefault(node_id, []).append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batches, self._outbox = self._outbox, {}
+        task = asyncio.get_running_loop().create_task(self._publish_to_nodes(batches))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_to_nodes(self, batches: dict[str, list[NodeFrame]]) -> None:
+        try:
+            await self._bus.publish_to_nodes(
+                {node: encode_frames(frames) for node, frames in batches.items()}
+            )
+        except Exception:
+            log.warning("could not publish frame batches to %d other nodes", len(batches))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
+from hub.messaging.typing import TypingService
 from hub.messaging.views import TypingState, typing_ack
 from hub.protocol.fields import (
     BandId,
@@ -25,11 +28,18 @@ class Typing(Payload):
         return self
 
 
-events = EventTable()
+@dataclass(frozen=True, slots=True)
+class TypingEventServices:
+    """What the ``typing`` handler may call."""
+
+    typing: TypingService
+
+
+events: EventTable[TypingEventServices] = EventTable()
 
 
 @events.on("typing", Typing)
-async def typing(ctx: EventContext, body: Typing) -> Ack:
+async def typing(ctx: EventContext[TypingEventServices], body: Typing) -> Ack:
     relayed = await ctx.services.typing.relay(
         ctx.user_id, to=body.to, band=body.band, state=body.state
     )

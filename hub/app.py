@@ -19,16 +19,11 @@ import socketio
 from aiohttp import web
 
 from handlers import calls as call_events
-from handlers import messages, presence_events, typing_events
-from handlers import session as connection
-from handlers.dispatch import ClientPacket, EventDispatcher
-from handlers.engineio_internals import (
-    drop_slow_consumers,
-    drop_transport,
-    use_uncompressed_websockets,
-)
+from handlers import messages, presence_events, session, typing_events
+from handlers.dispatch import EventDispatcher
+from handlers.engineio_internals import ClientPacket, EngineSockets, use_uncompressed_websockets
 from handlers.registry import ConnectionRegistry
-from handlers.session import SocketLifecycle
+from handlers.session import EventBudget, SocketSessions
 from handlers.socket_fanout import SocketFanout
 from hub.accounts.passwords import PasswordHasher
 from hub.accounts.service import AccountService, LoginLimits
@@ -79,8 +74,9 @@ from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserStore
 
 log = logging.getLogger(__name__)
 
+# Every socket event family; ``_attach_socket_events`` binds each to its services.
 SOCKET_TABLES = (
-    connection.events,
+    session.events,
     messages.events,
     presence_events.events,
     typing_events.events,
@@ -153,13 +149,41 @@ def _closing_transports(sio: Any) -> Any:
     whereas a server-side disconnect would tell it to stay away."""
 
     async def close_transports(app: web.Application) -> None:
-        sockets = list(sio.eio.sockets.values())
-        for socket in sockets:
-            await drop_transport(socket)
-        if sockets:
-            log.info("closed %d client transports for shutdown", len(sockets))
+        closed = await EngineSockets(sio).drop_all()
+        if closed:
+            log.info("closed %d client transports for shutdown", closed)
 
     return close_transports
+
+
+def _attach_socket_events(
+    sio: Any, services: Services, connections: ConnectionRegistry, settings: Settings
+) -> None:
+    """Each event family gets only the services its handlers may call."""
+    dispatcher = EventDispatcher(connections, services.metrics)
+    dispatcher.add(session.events, session.SessionEventServices(tokens=services.tokens))
+    dispatcher.add(
+        messages.events,
+        messages.MessageEventServices(messaging=services.messaging, metrics=services.metrics),
+    )
+    dispatcher.add(
+        presence_events.events,
+        presence_events.PresenceEventServices(presence=services.presence),
+    )
+    dispatcher.add(typing_events.events, typing_events.TypingEventServices(typing=services.typing))
+    dispatcher.add(call_events.events, call_events.CallEventServices(calls=services.calls))
+    dispatcher.attach(sio)
+    SocketSessions(
+        sio,
+        connections,
+        tokens=services.tokens,
+        presence=services.presence,
+        metrics=services.metrics,
+        clock=services.clock,
+        budget=EventBudget(
+            per_second=settings.sockets.events_per_second, burst=settings.sockets.event_burst
+        ),
+    ).attach()
 
 
 def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways) -> Any:
@@ -182,12 +206,13 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
             keys = RedisKeys(settings.storage.redis_prefix)
             metrics = HubMetrics()
             connections = ConnectionRegistry()
+            sockets = EngineSockets(sio)
             registry = RedisDeviceRegistry(
                 redis, keys, ttl_ms=settings.presence.device_ttl_seconds * 1000
             )
             bus = RedisNodeBus(redis, keys, settings.server.node_id)
             fanout = SocketFanout(
-                sio=sio,
+                sockets=sockets,
                 connections=connections,
                 directory=registry,
                 bus=bus,
@@ -269,9 +294,9 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                     sync_page_limit=settings.messaging.sync_page_limit,
                 ),
                 presence=PresenceService(
-                    registry=registry,
+                    devices=registry,
                     memberships=memberships,
-                    users=users_store,
+                    last_seen=users_store,
                     fanout=fanout,
                     clock=clock,
                     node_id=settings.server.node_id,
@@ -305,13 +330,7 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                     idempotency_wait_seconds=settings.payments.idempotency_wait_seconds,
                 ),
             )
-            dispatcher = EventDispatcher(services, connections)
-            for table in SOCKET_TABLES:
-                dispatcher.add(table)
-            dispatcher.attach(sio)
-            lifecycle = SocketLifecycle(sio, services, connections)
-            connections.lifecycle = lifecycle
-            lifecycle.attach()
+            _attach_socket_events(sio, services, connections, settings)
 
             async def health_check() -> dict[str, bool]:
                 return {
@@ -325,14 +344,12 @@ def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGa
                 WindowLimit("api", *settings.api.rate_limit) if settings.api.rate_limit else None
             )
             app[HEALTH_CHECK] = health_check
-            background.append(
-                asyncio.create_task(bus.listen(fanout.on_node_frames, fanout.on_presence))
-            )
+            background.append(asyncio.create_task(bus.listen(fanout.on_bus_message)))
             background.append(asyncio.create_task(services.presence.run_heartbeats()))
             background.append(
                 asyncio.create_task(
-                    drop_slow_consumers(
-                        sio, max_queued=settings.sockets.max_queued_events, metrics=services.metrics
+                    sockets.drop_slow_consumers(
+                        max_queued=settings.sockets.max_queued_events, metrics=services.metrics
                     )
                 )
             )

@@ -1,20 +1,32 @@
-"""What the services need from the transport: deliver events to users' devices, wherever
-they are connected, and announce presence changes. The Socket.IO implementation lives in
-``handlers/socket_fanout.py``; tests may use ``MemoryFanout``.
+"""What the services need from the transport, and the frames hub nodes exchange to do it.
+
+Services call a ``Fanout``: deliver events to users' devices wherever they are connected,
+announce presence changes, revoke presence subscriptions. The Socket.IO implementation
+(``handlers/socket_fanout.py``) serves the devices held by its own node and sends the rest
+to other nodes as frames over a ``NodeBus`` (``storage/redis/bus.py``, which carries bytes
+and knows nothing of frames). Every frame kind is one dataclass below, and ``encode_frames``
+and ``decode_frames`` are the only code that knows how one looks on the wire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import orjson
 
 PresenceStatus = Literal["online", "offline"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
-    """One event for every connected device of one user, except the connection that caused it."""
+    """One event for every connected device of one user, except the connection that caused it.
+
+    Also the frame that carries it to another node holding devices of that user. Not frozen:
+    one is built per recipient of every message, on the sending node and again on the
+    receiving one, and a frozen dataclass costs about four times as much to build.
+    """
 
     user_id: str
     event: str
@@ -23,13 +35,60 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceChange:
+class UserPresence:
+    """A user's presence: the item of a ``presence:subscribe`` answer, and the frame that
+    announces a change to every node (each pushes it to the subscribers it holds)."""
+
     user_id: str
     status: PresenceStatus
     last_seen: int | None
 
-    def as_payload(self) -> dict[str, Any]:
-        return {"userId": self.user_id, "status": self.status, "lastSeen": self.last_seen}
+
+@dataclass(frozen=True, slots=True)
+class PresenceRevocation:
+    """The frame telling every node that each viewer (key) may no longer see these users."""
+
+    revoked: Mapping[str, Sequence[str]]
+
+
+NodeFrame = Delivery | UserPresence | PresenceRevocation
+
+# Each frame is a JSON array led by its kind: positional fields keep the hot path (one
+# delivery frame per remote recipient) as cheap as a bare list, and the kind lets a node
+# skip a frame a newer node sends.
+_DELIVERY = "d"
+_PRESENCE = "p"
+_REVOCATION = "r"
+
+
+def encode_frames(frames: Iterable[NodeFrame]) -> bytes:
+    """One bus message holding ``frames`` in order."""
+    wire: list[tuple[Any, ...]] = []
+    for frame in frames:
+        if isinstance(frame, Delivery):
+            wire.append((_DELIVERY, frame.user_id, frame.event, frame.payload, frame.except_conn))
+        elif isinstance(frame, UserPresence):
+            wire.append((_PRESENCE, frame.user_id, frame.status, frame.last_seen))
+        else:
+            wire.append((_REVOCATION, frame.revoked))
+    return orjson.dumps(wire)
+
+
+def decode_frames(message: bytes) -> list[NodeFrame]:
+    """The frames of one bus message; kinds this node does not know are left out.
+
+    Fields are not re-validated: frames come from our own nodes, through our own Redis.
+    """
+    frames: list[NodeFrame] = []
+    for wire in orjson.loads(message):
+        kind = wire[0]
+        if kind == _DELIVERY:
+            frames.append(Delivery(wire[1], wire[2], wire[3], wire[4]))
+        elif kind == _PRESENCE:
+            frames.append(UserPresence(wire[1], wire[2], wire[3]))
+        elif kind == _REVOCATION:
+            frames.append(PresenceRevocation(wire[1]))
+    return frames
 
 
 class Fanout(Protocol):
@@ -37,30 +96,12 @@ class Fanout(Protocol):
         """Send each delivery to its user's devices on every node; never raises for a
         user with no device connected (they catch up with ``message:sync``)."""
 
-    async def announce_presence(self, change: PresenceChange) -> None:
+    async def announce_presence(self, presence: UserPresence) -> None:
         """Tell every node, so each can push it to the subscribers it holds."""
 
     async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
         """Tell every node that each viewer (key) may no longer see these users (value): the
         viewer's connections, wherever they are, stop getting their presence changes."""
-
-
-@dataclass
-class MemoryFanout:
-    """Collects what would have been sent: for unit tests of the services."""
-
-    delivered: list[Delivery] = field(default_factory=list)
-    announced: list[PresenceChange] = field(default_factory=list)
-    revoked: list[dict[str, list[str]]] = field(default_factory=list)
-
-    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
-        self.delivered.extend(deliveries)
-
-    async def announce_presence(self, change: PresenceChange) -> None:
-        self.announced.append(change)
-
-    async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
-        self.revoked.append({viewer: sorted(users) for viewer, users in revoked.items()})
 
 
 class NodeDirectory(Protocol):
@@ -69,10 +110,13 @@ class NodeDirectory(Protocol):
 
 
 class NodeBus(Protocol):
+    """Carries encoded frames between hub nodes."""
+
     @property
     def node_id(self) -> str: ...
 
-    def send_to_node(self, node_id: str, frame: object) -> None:
-        """Queue a frame for another node (batched, never blocks)."""
+    async def publish_to_nodes(self, messages: Mapping[str, bytes]) -> None:
+        """One message to each node (key), in one round trip; raises when unreachable."""
 
-    async def announce_presence(self, change: object) -> None: ...
+    async def publish_to_all(self, message: bytes) -> None:
+        """One message to every node, this one included; raises when unreachable."""

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from socketio import packet
 
-from handlers.dispatch import MALFORMED_EVENT
+from handlers.engineio_internals import MALFORMED_EVENT
 from tests.band_helpers import create_band
 from tests.conftest import Servers
 from tests.conftest import TestEnv as HubEnv

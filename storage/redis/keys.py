@@ -24,12 +24,12 @@ class RedisKeys:
         return f"{self.prefix}:last_seen:{user_id}"
 
     def node_channel(self, node_id: str) -> str:
-        """Pub/sub channel carrying events for the devices connected to one node."""
+        """Pub/sub channel carrying frames for the devices connected to one node."""
         return f"{self.prefix}:node:{node_id}"
 
-    def presence_channel(self) -> str:
-        """Pub/sub channel on which every presence change is announced to every node."""
-        return f"{self.prefix}:presence"
+    def all_nodes_channel(self) -> str:
+        """Pub/sub channel every node listens to: presence changes and revocations."""
+        return f"{self.prefix}:all_nodes"
 
     def rate_window(self, scope: str, subject: str) -> str:
         return f"{self.prefix}:rate:{scope}:{subject}"
@@ -38,7 +38,7 @@ class RedisKeys:
         return f"{self.prefix}:biometric_challenge:{challenge_id}"
 
     def call(self, call_id: str) -> str:
-        """HASH of one live call (see ``hub/call_rules.CallState.to_fields``), with a TTL."""
+        """HASH of one live call (see ``hub/calls/rules.CallState.to_fields``), with a TTL."""
         return f"{self.prefix}:call:{call_id}"
 
     def call_deadlines(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from redis.asyncio.client import Redis
 
@@ -16,6 +17,14 @@ from storage.redis.client import lua_source
 from storage.redis.keys import RedisKeys
 
 KEY_TTL_MARGIN_MS = 60_000
+
+ConnectOutcome = Literal["came_online", "already_online", "too_many_devices"]
+# What ``connect_device.lua`` answers.
+_CONNECT_OUTCOMES: dict[int, ConnectOutcome] = {
+    1: "came_online",
+    0: "already_online",
+    -1: "too_many_devices",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +60,10 @@ class RedisDeviceRegistry:
         self._refresh = redis.register_script(lua_source("refresh_devices"))
         self._sweep = redis.register_script(lua_source("sweep_expired_devices"))
 
-    async def connect(self, conn: LiveConnection, *, now_ms: int, max_devices: int) -> int:
-        """-1: refused (too many devices); 1: the user came online; 0: already online."""
+    async def connect(
+        self, conn: LiveConnection, *, now_ms: int, max_devices: int
+    ) -> ConnectOutcome:
+        """Record the connection, unless the user already has ``max_devices`` others."""
         result = await self._connect(
             keys=[self._keys.user_devices(conn.user_id), self._keys.device_expiries()],
             args=[
@@ -66,7 +77,7 @@ class RedisDeviceRegistry:
                 conn.user_id,
             ],
         )
-        return int(result)
+        return _CONNECT_OUTCOMES[int(result)]
 
     async def disconnect(self, conn: LiveConnection, *, now_ms: int) -> bool:
         """True when that was the user's last live connection anywhere."""

@@ -1,0 +1,24 @@
+"""A ``Fanout`` that collects what would have been sent, for unit tests of the services."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hub.fanout import Delivery, UserPresence
+
+
+@dataclass
+class MemoryFanout:
+    delivered: list[Delivery] = field(default_factory=list)
+    announced: list[UserPresence] = field(default_factory=list)
+    revoked: list[dict[str, list[str]]] = field(default_factory=list)
+
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        self.delivered.extend(deliveries)
+
+    async def announce_presence(self, presence: UserPresence) -> None:
+        self.announced.append(presence)
+
+    async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
+        self.revoked.append({viewer: sorted(users) for viewer, users in revoked.items()})
