@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from redis.asyncio.client import Redis
 from redis.exceptions import RedisError
 
+from storage.failures import translates_failures
 from storage.redis.keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[bytes], Awaitable[None]]
 
 
+@translates_failures
 class RedisNodeBus:
     def __init__(self, redis: Redis, keys: RedisKeys, node_id: str) -> None:
         self._redis = redis

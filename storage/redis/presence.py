@@ -13,6 +13,7 @@ from typing import Literal
 
 from redis.asyncio.client import Redis
 
+from storage.failures import translates_failures
 from storage.redis.client import lua_source
 from storage.redis.keys import RedisKeys
 
@@ -50,6 +51,7 @@ class StoredPresence:
     last_seen_ms: int | None
 
 
+@translates_failures
 class RedisDeviceRegistry:
     def __init__(self, redis: Redis, keys: RedisKeys, *, ttl_ms: int) -> None:
         self._redis = redis
