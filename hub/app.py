@@ -1,22 +1,29 @@
-"""Assembly: the one place where the hub's objects are built and wired together.
+"""Assembly: the one place where the hub's objects are built and wired together, and the
+only module of ``hub/`` that sees the transports.
 
 ``build_app(settings)`` returns an aiohttp application with the Socket.IO server attached.
-Each pool or client is opened and closed as a pair in ``cleanup_ctx``, so a failed start
-closes only what opened. ``run_hub.py`` and the test fixtures both call it.
+Every resource that opens is one ``cleanup_ctx`` of its own, in the order they depend on
+each other (aiohttp closes them in reverse): the PostgreSQL pool, Redis, the payment
+gateways, the hub's objects, then each background task, then the GC tuning. A failed start
+closes only what opened; a failure while closing is logged, never swallowed. Each
+capability builds its own objects (``hub/<capability>/builder.py``); ``run_hub.py`` and the
+test fixtures both call ``build_app``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 import socketio
 from aiohttp import web
+from redis.asyncio.client import Redis
 
 from handlers import calls as call_events
 from handlers import messages, presence_events, session, typing_events
@@ -25,25 +32,14 @@ from handlers.engineio_internals import ClientPacket, EngineSockets, use_uncompr
 from handlers.registry import ConnectionRegistry
 from handlers.session import EventBudget, SocketSessions
 from handlers.socket_fanout import SocketFanout
-from hub.accounts.passwords import PasswordHasher
-from hub.accounts.service import AccountService, LoginLimits
-from hub.accounts.tokens import TokenService
-from hub.bands.gigs import GigService
-from hub.bands.service import BandService, derive_calendar_key
-from hub.calls.livekit import LiveKitInstances
-from hub.calls.rooms import RoomAccess
-from hub.calls.service import CallService
 from hub.clock import Clock, wall_clock_ms
-from hub.messaging.service import MessagingService
-from hub.messaging.typing import TypingService
+from hub.foundation import Foundation
 from hub.metrics import HubMetrics
 from hub.payments.gateways import PaymentGateways
-from hub.payments.service import PaymentService
-from hub.payments.splits import SplitService
-from hub.presence.service import PresenceService
 from hub.rate_limits import SharedLimiter, WindowLimit
-from hub.services import Services
+from hub.services import Hub, Services, build_hub
 from hub.settings import Settings
+from hub.settings.sections import StorageSettings
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
@@ -52,25 +48,24 @@ from rest import livekit as rest_livekit
 from rest import messages as rest_messages
 from rest import openapi as rest_openapi
 from rest import payments as rest_payments
-from rest.http import error_middleware, security_headers
-from rest.keys import API_LIMIT, API_LIMITER, HEALTH_CHECK, OPENAPI_DOCUMENT, SERVICES
+from rest.http import MAX_BODY_BYTES, error_middleware, security_headers
+from rest.keys import (
+    API_LIMIT,
+    API_LIMITER,
+    CORS_ORIGINS,
+    HEALTH_CHECK,
+    OPENAPI_DOCUMENT,
+    SERVICES,
+)
 from rest.spec import openapi_document
 from storage.redis.bus import RedisNodeBus
-from storage.redis.calls import RedisCallStore
-from storage.redis.challenges import RedisChallengeStore
 from storage.redis.client import open_redis
 from storage.redis.keys import RedisKeys
 from storage.redis.presence import RedisDeviceRegistry
 from storage.redis.rate_limits import RedisRateWindows
-from storage.sql.bands import BandStore, MembershipStore
-from storage.sql.calls import CallHistoryStore
+from storage.sql.bands import MembershipStore
 from storage.sql.db import apply_migrations, open_pool
-from storage.sql.gigs import GigStore
-from storage.sql.messages import MessageStore
-from storage.sql.payments import PaymentStore
-from storage.sql.payments_idempotency import IdempotencyStore
-from storage.sql.payments_splits import SplitStore
-from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserStore
+from storage.sql.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +103,62 @@ class OrjsonForSocketIO:
         return orjson.loads(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Wired:
+    """What the background tasks and the shutdown need of the built hub."""
+
+    hub: Hub
+    bus: RedisNodeBus
+    fanout: SocketFanout
+    sockets: EngineSockets
+
+
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("postgres_pool")
+REDIS: web.AppKey[Redis] = web.AppKey("redis")
+WIRED: web.AppKey[Wired] = web.AppKey("wired")
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
 def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Application:
-    if (
-        not settings.storage.database_url
-        or not settings.storage.redis_url
-        or not settings.accounts.jwt_secret
-    ):
+    storage = settings.storage
+    if not storage.database_url or not storage.redis_url or not settings.accounts.jwt_secret:
         raise ValueError("build_app needs database_url, redis_url and jwt_secret resolved")
     app = web.Application(
-        middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024
+        middlewares=[security_headers, error_middleware], client_max_size=MAX_BODY_BYTES
     )
+    sio = socket_server(settings)
+    sio.attach(app)
+    for table in REST_TABLES:
+        app.add_routes(table)
+    app[OPENAPI_DOCUMENT] = openapi_document(
+        REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
+    )
+    app[CORS_ORIGINS] = settings.api.cors_origins
+    gateways = PaymentGateways(settings.payments)
+    app.cleanup_ctx.extend(
+        [
+            postgres_pool(storage),
+            redis_client(storage),
+            gateways.context,
+            hub_objects(settings, clock, sio, gateways),
+            background("node bus", listen_to_the_bus),
+            background("send queue deliverer", lambda w: w.hub.send_queue.run_deliveries()),
+            background("presence heartbeats", lambda w: w.hub.services.presence.run_heartbeats()),
+            background("call deadlines", lambda w: w.hub.services.calls.run_sweeps()),
+            background(
+                "slow consumers",
+                lambda w: w.sockets.drop_slow_consumers(
+                    max_queued=settings.sockets.max_queued_events, metrics=w.hub.services.metrics
+                ),
+            ),
+            tuned_garbage_collector(settings),
+        ]
+    )
+    app.on_shutdown.append(_closing_transports(sio))
+    return app
+
+
+def socket_server(settings: Settings) -> Any:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         json=OrjsonForSocketIO,
@@ -130,17 +171,154 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
         engineio_logger=False,
     )
     use_uncompressed_websockets(sio)
-    sio.attach(app)
-    for table in REST_TABLES:
-        app.add_routes(table)
-    app[OPENAPI_DOCUMENT] = openapi_document(
-        REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
-    )
-    gateways = PaymentGateways(settings.payments)
-    app.cleanup_ctx.append(gateways.context)
-    app.cleanup_ctx.append(_hub_context(settings, clock, sio, gateways))
-    app.on_shutdown.append(_closing_transports(sio))
-    return app
+    return sio
+
+
+def postgres_pool(storage: StorageSettings) -> CleanupContext:
+    async def pool_context(app: web.Application) -> AsyncIterator[None]:
+        assert storage.database_url
+        pool = await open_pool(
+            storage.database_url, min_size=storage.db_pool_min, max_size=storage.db_pool_max
+        )
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            app[POOL] = pool
+            yield
+        finally:
+            await _closing("the PostgreSQL pool", pool.close())
+
+    return pool_context
+
+
+def redis_client(storage: StorageSettings) -> CleanupContext:
+    async def redis_context(app: web.Application) -> AsyncIterator[None]:
+        assert storage.redis_url
+        redis = open_redis(storage.redis_url, max_connections=storage.redis_max_connections)
+        try:
+            await redis.ping()
+            app[REDIS] = redis
+            yield
+        finally:
+            await _closing("the Redis client", redis.aclose())
+
+    return redis_context
+
+
+def hub_objects(
+    settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways
+) -> CleanupContext:
+    """The hub's services over the opened resources, the socket fan-out and the event
+    tables; on the way down, this node's devices go offline at once (not after their TTL)."""
+
+    async def hub_context(app: web.Application) -> AsyncIterator[None]:
+        pool, redis = app[POOL], app[REDIS]
+        keys = RedisKeys(settings.storage.redis_prefix)
+        metrics = HubMetrics()
+        connections = ConnectionRegistry()
+        sockets = EngineSockets(sio)
+        devices = RedisDeviceRegistry(
+            redis, keys, ttl_ms=settings.presence.device_ttl_seconds * 1000
+        )
+        bus = RedisNodeBus(redis, keys, settings.server.node_id)
+        fanout = SocketFanout(
+            sockets=sockets,
+            connections=connections,
+            directory=devices,
+            bus=bus,
+            clock=clock,
+            metrics=metrics,
+        )
+        limiter = SharedLimiter(RedisRateWindows(redis, keys))
+        base = Foundation(
+            pool=pool,
+            redis=redis,
+            keys=keys,
+            fanout=fanout,
+            clock=clock,
+            metrics=metrics,
+            limiter=limiter,
+            memberships=MembershipStore(pool),
+            users=UserStore(pool),
+        )
+        hub = build_hub(settings, base, devices=devices, gateways=gateways)
+        _attach_socket_events(sio, hub.services, connections, settings)
+        app[SERVICES] = hub.services
+        app[API_LIMITER] = limiter
+        app[API_LIMIT] = (
+            WindowLimit("api", *settings.api.rate_limit) if settings.api.rate_limit else None
+        )
+        app[HEALTH_CHECK] = _health_check(pool, redis)
+        app[WIRED] = Wired(hub, bus, fanout, sockets)
+        yield
+        await _closing(
+            "this node's devices (presence)", hub.services.presence.disconnect_all_local()
+        )
+
+    return hub_context
+
+
+def background(name: str, run: Callable[[Wired], Coroutine[Any, Any, None]]) -> CleanupContext:
+    """One background task, owned here: started once the hub is built, cancelled and awaited
+    when the application closes. A task that dies on its own is logged at once."""
+
+    async def task_context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(app[WIRED]), name=name)
+        task.add_done_callback(_log_if_it_died)
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("background task %r failed while stopping", name)
+
+    return task_context
+
+
+async def listen_to_the_bus(wired: Wired) -> None:
+    await wired.bus.listen(wired.fanout.on_bus_message)
+
+
+def tuned_garbage_collector(settings: Settings) -> CleanupContext:
+    """Last, once everything built at start-up exists: see docs/architecture.md, GC."""
+
+    async def gc_context(app: web.Application) -> AsyncIterator[None]:
+        await asyncio.wait_for(app[WIRED].bus.connected.wait(), 10)
+        if settings.server.gc_freeze:
+            gc.collect()
+            gc.freeze()
+        young, middle, oldest = gc.get_threshold()
+        gc.set_threshold(settings.server.gc_young_threshold, middle, oldest)
+        yield
+        gc.set_threshold(young, middle, oldest)
+
+    return gc_context
+
+
+def _log_if_it_died(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %r stopped", task.get_name(), exc_info=task.exception())
+
+
+async def _closing(what: str, closing: Coroutine[Any, Any, Any]) -> None:
+    try:
+        await closing
+    except Exception:
+        log.exception("closing %s failed", what)
+
+
+def _health_check(
+    pool: asyncpg.Pool, redis: Redis
+) -> Callable[[], Coroutine[Any, Any, dict[str, bool]]]:
+    async def health_check() -> dict[str, bool]:
+        return {
+            "postgres": await _answers(pool.fetchval("SELECT 1")),
+            "redis": await _answers(redis.ping()),
+        }
+
+    return health_check
 
 
 def _closing_transports(sio: Any) -> Any:
@@ -184,198 +362,6 @@ def _attach_socket_events(
             per_second=settings.sockets.events_per_second, burst=settings.sockets.event_burst
         ),
     ).attach()
-
-
-def _hub_context(settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways) -> Any:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        assert settings.storage.database_url and settings.storage.redis_url
-        pool = await open_pool(
-            settings.storage.database_url,
-            min_size=settings.storage.db_pool_min,
-            max_size=settings.storage.db_pool_max,
-        )
-        redis = open_redis(
-            settings.storage.redis_url, max_connections=settings.storage.redis_max_connections
-        )
-        background: list[asyncio.Task[None]] = []
-        services: Services | None = None
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-            await redis.ping()
-            keys = RedisKeys(settings.storage.redis_prefix)
-            metrics = HubMetrics()
-            connections = ConnectionRegistry()
-            sockets = EngineSockets(sio)
-            registry = RedisDeviceRegistry(
-                redis, keys, ttl_ms=settings.presence.device_ttl_seconds * 1000
-            )
-            bus = RedisNodeBus(redis, keys, settings.server.node_id)
-            fanout = SocketFanout(
-                sockets=sockets,
-                connections=connections,
-                directory=registry,
-                bus=bus,
-                clock=clock,
-                metrics=metrics,
-            )
-            users_store = UserStore(pool)
-            memberships = MembershipStore(pool)
-            limiter = SharedLimiter(RedisRateWindows(redis, keys))
-            tokens = TokenService(
-                secret=settings.accounts.jwt_secret,
-                access_seconds=settings.accounts.access_token_seconds,
-                refresh_seconds=settings.accounts.refresh_token_seconds,
-                clock=clock,
-            )
-            livekit = LiveKitInstances(
-                settings.calls.livekit_instances, token_seconds=settings.calls.livekit_token_seconds
-            )
-            calls = CallService(
-                calls=RedisCallStore(redis, keys),
-                history=CallHistoryStore(pool),
-                memberships=memberships,
-                users=users_store,
-                livekit=livekit,
-                fanout=fanout,
-                clock=clock,
-                ring_seconds=settings.calls.ring_seconds,
-                max_seconds=settings.calls.max_seconds,
-            )
-            rooms = RoomAccess(
-                livekit=livekit,
-                calls=calls,
-                memberships=memberships,
-                users=users_store,
-                clock=clock,
-            )
-            bands = BandService(
-                bands=BandStore(pool),
-                memberships=memberships,
-                fanout=fanout,
-                clock=clock,
-                calendar_key=derive_calendar_key(settings.accounts.jwt_secret),
-                public_url=settings.api.public_url,
-            )
-            gigs = GigService(gigs=GigStore(pool), bands=bands, fanout=fanout, clock=clock)
-            services = Services(
-                settings=settings,
-                tokens=tokens,
-                accounts=AccountService(
-                    users=users_store,
-                    refresh_tokens=RefreshTokenStore(pool),
-                    biometric_keys=BiometricKeyStore(pool),
-                    memberships=memberships,
-                    challenges=RedisChallengeStore(redis, keys),
-                    tokens=tokens,
-                    passwords=PasswordHasher(settings.accounts.bcrypt_rounds),
-                    limiter=limiter,
-                    login_limits=LoginLimits(
-                        per_ip=WindowLimit(
-                            "login_ip",
-                            settings.accounts.login_attempts_per_ip,
-                            settings.accounts.login_window_seconds,
-                        ),
-                        per_account=WindowLimit(
-                            "login_account",
-                            settings.accounts.login_attempts_per_account,
-                            settings.accounts.login_window_seconds,
-                        ),
-                    ),
-                    fanout=fanout,
-                    clock=clock,
-                    challenge_seconds=settings.accounts.biometric_challenge_seconds,
-                ),
-                messaging=MessagingService(
-                    messages=MessageStore(pool),
-                    memberships=memberships,
-                    fanout=fanout,
-                    clock=clock,
-                    sync_page_limit=settings.messaging.sync_page_limit,
-                ),
-                presence=PresenceService(
-                    devices=registry,
-                    memberships=memberships,
-                    last_seen=users_store,
-                    fanout=fanout,
-                    clock=clock,
-                    node_id=settings.server.node_id,
-                    ttl_seconds=settings.presence.device_ttl_seconds,
-                    max_devices_per_user=settings.presence.max_devices_per_user,
-                ),
-                typing=TypingService(
-                    memberships=memberships,
-                    fanout=fanout,
-                    clock=clock,
-                    min_interval_ms=settings.messaging.typing_min_interval_ms,
-                ),
-                metrics=metrics,
-                clock=clock,
-                bands=bands,
-                gigs=gigs,
-                livekit=livekit,
-                calls=calls,
-                rooms=rooms,
-                payments=PaymentService(
-                    ledger=PaymentStore(pool),
-                    idempotency=IdempotencyStore(pool),
-                    splits=SplitService(splits=SplitStore(pool), gigs=gigs, clock=clock),
-                    gigs=gigs,
-                    bands=BandStore(pool),
-                    gateways=gateways.configured(),
-                    fanout=fanout,
-                    clock=clock,
-                    gateway_timeout_seconds=settings.payments.gateway_timeout_seconds,
-                    idempotency_stale_seconds=settings.payments.idempotency_stale_seconds,
-                    idempotency_wait_seconds=settings.payments.idempotency_wait_seconds,
-                ),
-            )
-            _attach_socket_events(sio, services, connections, settings)
-
-            async def health_check() -> dict[str, bool]:
-                return {
-                    "postgres": await _answers(pool.fetchval("SELECT 1")),
-                    "redis": await _answers(redis.ping()),
-                }
-
-            app[SERVICES] = services
-            app[API_LIMITER] = limiter
-            app[API_LIMIT] = (
-                WindowLimit("api", *settings.api.rate_limit) if settings.api.rate_limit else None
-            )
-            app[HEALTH_CHECK] = health_check
-            background.append(asyncio.create_task(bus.listen(fanout.on_bus_message)))
-            background.append(asyncio.create_task(services.presence.run_heartbeats()))
-            background.append(
-                asyncio.create_task(
-                    sockets.drop_slow_consumers(
-                        max_queued=settings.sockets.max_queued_events, metrics=services.metrics
-                    )
-                )
-            )
-            background.append(asyncio.create_task(services.calls.run_sweeps()))
-            await asyncio.wait_for(bus.connected.wait(), 10)
-            if settings.server.gc_freeze:
-                gc.collect()
-                gc.freeze()
-            _, middle, oldest = gc.get_threshold()
-            gc.set_threshold(settings.server.gc_young_threshold, middle, oldest)
-            yield
-        finally:
-            if services is not None:
-                with contextlib.suppress(Exception):
-                    await services.presence.disconnect_all_local()
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            with contextlib.suppress(Exception):
-                await redis.aclose()
-            with contextlib.suppress(Exception):
-                await pool.close()
-
-    return context
 
 
 async def _answers(probe: Any) -> bool:

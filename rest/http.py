@@ -30,7 +30,7 @@ from hub.errors import (
 from hub.protocol.fields import (
     parse_uuid,
 )
-from rest.keys import API_LIMIT, API_LIMITER, SERVICES
+from rest.keys import API_LIMIT, API_LIMITER, CORS_ORIGINS, SERVICES
 
 
 class Body(BaseModel):
@@ -228,7 +228,7 @@ def _preflight() -> web.Response:
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
-    allowed = bool(origin) and origin in request.app[SERVICES].settings.api.cors_origins
+    allowed = bool(origin) and origin in request.app[CORS_ORIGINS]
     if (
         allowed
         and request.method == "OPTIONS"

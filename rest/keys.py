@@ -18,3 +18,5 @@ API_LIMIT: web.AppKey[WindowLimit | None] = web.AppKey("api_limit")
 OPENAPI_DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document")
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 HEALTH_CHECK: web.AppKey[HealthCheck] = web.AppKey("health_check")
+# Origins allowed by CORS (HUB_CORS_ORIGINS), for the security-headers middleware.
+CORS_ORIGINS: web.AppKey[tuple[str, ...]] = web.AppKey("cors_origins")

@@ -41,7 +41,7 @@ class SendQueue:
         self._queue: list[_Pending] = []
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[list[Delivery]] | None = None
+        self._outbox: asyncio.Queue[list[Delivery]] = asyncio.Queue(MAX_UNDELIVERED_BATCHES)
 
     async def submit(self, message: NewMessage, except_conn: str | None) -> SendOutcome:
         """Resolves once the message is committed (or found to be a resend)."""
@@ -66,7 +66,7 @@ class SendQueue:
                 del self._queue[: self._max_batch]
                 deliveries = await self._commit(batch)
                 if deliveries:
-                    await self._hand_to_fanout(deliveries)
+                    await self._outbox.put(deliveries)
         finally:
             self._draining = False
 
@@ -100,15 +100,11 @@ class SendQueue:
                 )
         return deliveries
 
-    async def _hand_to_fanout(self, deliveries: list[Delivery]) -> None:
-        if self._outbox is None:
-            self._outbox = asyncio.Queue(MAX_UNDELIVERED_BATCHES)
-            self._spawn(self._deliver_forever(self._outbox))
-        await self._outbox.put(deliveries)
-
-    async def _deliver_forever(self, outbox: asyncio.Queue[list[Delivery]]) -> None:
-        """One deliverer, so batches leave in commit order; batches that queued up while it
-        was busy go out together, with one directory lookup."""
+    async def run_deliveries(self) -> None:
+        """Until cancelled (the assembly owns this task): the one deliverer, so batches
+        leave in commit order; batches that queued up while it was busy go out together,
+        with one directory lookup. Commits wait once ``MAX_UNDELIVERED_BATCHES`` are queued."""
+        outbox = self._outbox
         while True:
             deliveries = await outbox.get()
             while not outbox.empty():

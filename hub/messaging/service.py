@@ -61,6 +61,7 @@ class MessagingService:
         self,
         *,
         messages: MessageStore,
+        send_queue: SendQueue,
         memberships: MembershipStore,
         fanout: Fanout,
         clock: Clock,
@@ -71,7 +72,7 @@ class MessagingService:
         self._fanout = fanout
         self._clock = clock
         self._sync_page_limit = sync_page_limit
-        self._send_queue = SendQueue(messages, fanout)
+        self._send_queue = send_queue
 
     async def send_direct(
         self, sender: Sender, message_id: str, to: str, ciphertext: bytes, nonce: bytes

@@ -1,0 +1,40 @@
+"""Builds the messaging capability: the send queue (whose deliverer the assembly runs), the
+service and the typing relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.foundation import Foundation
+from hub.messaging.send_queue import SendQueue
+from hub.messaging.service import MessagingService
+from hub.messaging.typing import TypingService
+from hub.settings.sections import MessagingSettings
+from storage.sql.messages import MessageStore
+
+
+@dataclass(frozen=True, slots=True)
+class Messaging:
+    send_queue: SendQueue
+    service: MessagingService
+    typing: TypingService
+
+
+def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
+    store = MessageStore(base.pool)
+    send_queue = SendQueue(store, base.fanout)
+    service = MessagingService(
+        messages=store,
+        send_queue=send_queue,
+        memberships=base.memberships,
+        fanout=base.fanout,
+        clock=base.clock,
+        sync_page_limit=settings.sync_page_limit,
+    )
+    typing = TypingService(
+        memberships=base.memberships,
+        fanout=base.fanout,
+        clock=base.clock,
+        min_interval_ms=settings.typing_min_interval_ms,
+    )
+    return Messaging(send_queue, service, typing)
