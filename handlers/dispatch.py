@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -135,6 +135,16 @@ class EventDispatcher:
             if spec.name in self._events:
                 raise ValueError(f"socket event {spec.name!r} is registered twice")
             self._events[spec.name] = BoundEvent(spec, services)
+
+    def require_bound(self, tables: Iterable[EventTable[Any]]) -> None:
+        """Refuse to start when the events served differ from those of ``tables`` (the list
+        the authorization matrix walks): an event family left out of either would escape it."""
+        listed = {spec.name for table in tables for spec in table.specs}
+        if listed != set(self._events):
+            raise ValueError(
+                f"socket events bound but not listed: {sorted(set(self._events) - listed)}; "
+                f"listed but not bound: {sorted(listed - set(self._events))}"
+            )
 
     def attach(self, sio: Any) -> None:
         for name, bound in self._events.items():

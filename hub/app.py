@@ -339,6 +339,8 @@ def _attach_socket_events(
 ) -> None:
     """Each event family gets only the services its handlers may call."""
     dispatcher = EventDispatcher(connections, services.metrics)
+    # Every table of SOCKET_TABLES (what the authorization matrix covers), each with the
+    # services its handlers may call; binding one twice or missing one fails at start.
     dispatcher.add(session.events, session.SessionEventServices(tokens=services.tokens))
     dispatcher.add(
         messages.events,
@@ -350,6 +352,7 @@ def _attach_socket_events(
     )
     dispatcher.add(typing_events.events, typing_events.TypingEventServices(typing=services.typing))
     dispatcher.add(call_events.events, call_events.CallEventServices(calls=services.calls))
+    dispatcher.require_bound(SOCKET_TABLES)
     dispatcher.attach(sio)
     SocketSessions(
         sio,

@@ -28,17 +28,17 @@ import pytest
 import pytest_asyncio
 
 from hub.app import SOCKET_TABLES
-from tests.band_helpers import create_band, create_gig
-from tests.conftest import Servers
-from tests.conftest import TestEnv as HubEnv
-from tests.fake_gateways import (
+from tests.support import Account, Api, HubNode, Phone, seal
+from tests.support.bands import create_band, create_gig
+from tests.support.gateways import (
     BRAINTREE_PRIVATE_KEY,
     STRIPE_SECRET_KEY,
     STRIPE_WEBHOOK_SECRET,
     FakeGateways,
 )
-from tests.module_hub import shared_hub
-from tests.support import Account, Api, HubNode, Phone, seal
+from tests.support.module_hub import shared_hub
+from tests.support.servers import Servers
+from tests.support.servers import TestEnv as HubEnv
 
 ROLES = ("stranger", "former")
 CODE_OF_STATUS = {400: "invalid_payload", 401: "unauthorized", 403: "forbidden", 404: "not_found"}

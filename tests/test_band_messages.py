@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.band_helpers import create_band
 from tests.support import Api, Phone, open_box, seal
+from tests.support.bands import create_band
 
 
 async def test_band_message_reaches_every_member_with_their_own_envelope(two_hub_nodes):

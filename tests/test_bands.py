@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from hub.bands.views import BandPage, BandUpdatedEvent, BandView
-from tests.band_helpers import create_band, roles
 from tests.support import Account, Api, Phone, seal
+from tests.support.bands import create_band, roles
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from icalendar import Calendar
 
-from tests.band_helpers import create_band, create_gig
 from tests.support import Api
+from tests.support.bands import create_band, create_gig
 
 
 async def fetch(url: str) -> tuple[int, str, bytes]:

@@ -11,7 +11,9 @@ import uuid
 
 from hub.calls.views import CallHistoryPage
 from hub.protocol.cursors import encode_cursor
-from tests.calls_support import (
+from tests.support import Account, Api
+from tests.support.bands import create_band
+from tests.support.calls import (
     CHAT_KEY,
     CHAT_SECRET,
     CHAT_URL,
@@ -21,10 +23,8 @@ from tests.calls_support import (
     call_nodes,  # noqa: F401  (fixture)
     fake_livekit,  # noqa: F401  (fixture)
     no_event,
-    seed_band,
     seed_conversation,
 )
-from tests.support import Account, Api
 
 
 async def _pair(api: Api, test_env) -> tuple[Account, Account]:
@@ -297,7 +297,7 @@ async def test_band_call_rings_every_member_and_each_acceptor_gets_their_own_tok
     node_a, node_b = await call_nodes()
     api = Api(node_a.url)
     alice, bob, carol, dave = await api.register_many("alice", "bob", "carol", "dave")
-    band = await seed_band(test_env.database_url, alice, bob, carol, dave)
+    band = (await create_band(api, alice, bob, carol, dave))["id"]
     caller = await CallPhone(alice).connect(node_a.url)
     bob_phone = await CallPhone(bob).connect(node_b.url)
     carol_phone = await CallPhone(carol).connect(node_a.url)
@@ -354,7 +354,7 @@ async def test_only_contacts_may_call_and_every_action_is_checked(
             "call:invite", {"to": alice.id, "instance": "main", "media": "audio"}
         )
         assert refused["error"]["code"] == "forbidden"
-        band = await seed_band(test_env.database_url, alice, bob)
+        band = (await create_band(api, alice, bob))["id"]
         # A non-member cannot tell a band from a missing one, as on every band route.
         for target in (band, str(uuid.uuid4())):
             hidden = await stranger_phone.call(

@@ -10,7 +10,9 @@ import uuid
 import aiohttp
 
 from hub.calls.views import LiveKitWebhookAck, OpenedRoomView, RoomTokenView
-from tests.calls_support import (
+from tests.support import Api, free_port
+from tests.support.bands import create_band
+from tests.support.calls import (
     CHAT_KEY,
     CHAT_SECRET,
     MAIN_KEY,
@@ -22,11 +24,9 @@ from tests.calls_support import (
     fake_livekit,  # noqa: F401  (fixture)
     no_event,
     participant_event,
-    seed_band,
     seed_conversation,
     signed_webhook,
 )
-from tests.support import Api, free_port
 
 
 async def _post_webhook(
@@ -54,7 +54,7 @@ async def test_rest_token_only_for_rooms_the_caller_belongs_to(
     api = Api(node_b.url)
     alice, bob, outsider = await api.register_many("alice", "bob", "outsider")
     await seed_conversation(test_env.database_url, alice, bob)
-    band = await seed_band(test_env.database_url, alice, bob)
+    band = (await create_band(api, alice, bob))["id"]
     caller = await CallPhone(alice).connect(node_a.url)
     try:
         ack = await caller.call("call:invite", {"to": bob.id, "instance": "main", "media": "video"})
@@ -116,7 +116,7 @@ async def test_open_room_creates_it_on_the_instance_through_the_server_api(
     (node,) = await call_nodes(count=1, LIVEKIT_CHAT_API_URL=dead)
     api = Api(node.url)
     alice, bob, outsider = await api.register_many("alice", "bob", "outsider")
-    band = await seed_band(test_env.database_url, alice, bob)
+    band = (await create_band(api, alice, bob))["id"]
     status, body = await api.request(
         "POST",
         "/api/livekit/room",
@@ -226,7 +226,7 @@ async def test_room_finished_webhook_ends_a_band_call_for_everyone(
     node_a, node_b = await call_nodes()
     api = Api(node_a.url)
     alice, bob, carol = await api.register_many("alice", "bob", "carol")
-    band = await seed_band(test_env.database_url, alice, bob, carol)
+    band = (await create_band(api, alice, bob, carol))["id"]
     caller = await CallPhone(alice).connect(node_a.url)
     bob_phone = await CallPhone(bob).connect(node_b.url)
     carol_phone = await CallPhone(carol).connect(node_b.url)

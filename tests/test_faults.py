@@ -9,8 +9,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from tests.faults import postgres_proxy_for, redis_proxy_for
 from tests.support import Api, Phone, open_box, seal, start_hub_node
+from tests.support.faults import postgres_proxy_for, redis_proxy_for
 
 
 async def send_until_ok(phone: Phone, payload: dict, within: float) -> dict:

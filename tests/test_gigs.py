@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from hub.bands.views import GigPage, GigUpdatedEvent, GigView
-from tests.band_helpers import create_band, create_gig
 from tests.support import Account, Api, Phone
+from tests.support.bands import create_band, create_gig
 
 
 @pytest.fixture

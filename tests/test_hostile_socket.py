@@ -30,11 +30,11 @@ from hypothesis import strategies as st
 from socketio import packet
 
 from handlers.engineio_internals import MALFORMED_EVENT
-from tests.band_helpers import create_band
-from tests.conftest import Servers
-from tests.conftest import TestEnv as HubEnv
-from tests.module_hub import shared_hub
 from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
+from tests.support.bands import create_band
+from tests.support.module_hub import shared_hub
+from tests.support.servers import Servers
+from tests.support.servers import TestEnv as HubEnv
 
 # Every client event of docs/protocol.md, and every error code it documents.
 CLIENT_EVENTS = (

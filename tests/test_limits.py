@@ -22,10 +22,10 @@ import pytest_asyncio
 import socketio
 import socketio.exceptions
 
-from tests.band_helpers import create_band
-from tests.conftest import Servers
-from tests.module_hub import shared_hub
 from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
+from tests.support.bands import create_band
+from tests.support.module_hub import shared_hub
+from tests.support.servers import Servers
 
 PACKET_LIMIT = 96 * 1024  # MAX_SOCKET_PAYLOAD_BYTES of the module's node
 

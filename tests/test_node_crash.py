@@ -10,13 +10,13 @@ import uuid
 import aiohttp
 
 from loadtest.protocol import ConnectRefused, RawSocket
-from tests.calls_support import (
+from tests.support import Api, Phone, seal
+from tests.support.calls import (
     call_nodes,  # noqa: F401  (fixture)
     fake_livekit,  # noqa: F401  (fixture)
     no_event,
     seed_conversation,
 )
-from tests.support import Api, Phone, seal
 
 
 async def test_acknowledged_messages_survive_a_node_killed_mid_stream(two_hub_nodes):

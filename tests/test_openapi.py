@@ -17,16 +17,16 @@ import pytest_asyncio
 from hub.app import build_app
 from hub.settings import Settings
 from hub.settings.sections import AccountSettings, StorageSettings
-from tests.band_helpers import create_band, create_gig
-from tests.calls_support import (
+from tests.support import Api, HubNode, start_hub_node
+from tests.support.bands import create_band, create_gig
+from tests.support.calls import (
     MAIN_KEY,
     MAIN_SECRET,
     FakeLiveKit,
     fake_livekit,  # noqa: F401  (fixture)
     livekit_env,
 )
-from tests.fake_gateways import FakeGateways
-from tests.support import Api, HubNode, start_hub_node
+from tests.support.gateways import FakeGateways
 
 # A bounded run for CI; SCHEMATHESIS_EXAMPLES / SCHEMATHESIS_SEED widen or vary it by hand.
 SCHEMATHESIS_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "15"))

@@ -21,7 +21,8 @@ import pytest
 import pytest_asyncio
 
 from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, PaymentUpdated, SplitView
-from tests.fake_gateways import (
+from tests.support import Account, Api, HubNode, Phone, start_hub_node
+from tests.support.gateways import (
     BRAINTREE_PRIVATE_KEY,
     DECLINED_NONCE,
     STRIPE_SECRET_KEY,
@@ -32,7 +33,6 @@ from tests.fake_gateways import (
     braintree_webhook,
     signed_stripe_webhook,
 )
-from tests.support import Account, Api, HubNode, Phone, start_hub_node
 
 
 @pytest_asyncio.fixture

@@ -18,7 +18,7 @@ from hub.presence.service import MAX_WATCHED_USERS, PresenceService
 from hub.presence.views import PresenceView, presence_view
 from hub.rate_limits import TokenBucket
 from storage.redis.presence import ConnectOutcome, LiveConnection, StoredPresence
-from tests.fake_fanout import MemoryFanout
+from tests.support.fake_fanout import MemoryFanout
 
 TTL_MS = 30_000
 

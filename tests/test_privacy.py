@@ -19,17 +19,17 @@ import pytest_asyncio
 import socketio
 import socketio.exceptions
 
-from tests.band_helpers import create_band, create_gig
-from tests.conftest import Servers
-from tests.fake_gateways import (
+from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
+from tests.support.bands import create_band, create_gig
+from tests.support.gateways import (
     BRAINTREE_PRIVATE_KEY,
     STRIPE_SECRET_KEY,
     STRIPE_WEBHOOK_SECRET,
     VALID_NONCE,
     FakeGateways,
 )
-from tests.module_hub import shared_hub
-from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
+from tests.support.module_hub import shared_hub
+from tests.support.servers import Servers
 
 PASSWORD = "correct horse battery"
 WRONG_PASSWORD = "wrong horse battery"

@@ -162,26 +162,6 @@ async def seed_conversation(database_url: str, a: Account, b: Account) -> None:
         await conn.close()
 
 
-async def seed_band(database_url: str, owner: Account, *members: Account) -> str:
-    band_id = str(uuid.uuid4())
-    conn = await asyncpg.connect(database_url)
-    try:
-        now = int(time.time() * 1000)
-        await conn.execute(
-            "INSERT INTO bands (id, name, owner_id) VALUES ($1, $2, $3)",
-            band_id,
-            "The Callers",
-            owner.id,
-        )
-        await conn.executemany(
-            "INSERT INTO band_members (band_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
-            [(band_id, owner.id, "owner", now)] + [(band_id, m.id, "member", now) for m in members],
-        )
-    finally:
-        await conn.close()
-    return band_id
-
-
 def assert_token(
     token: str,
     *,
