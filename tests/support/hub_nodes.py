@@ -16,7 +16,7 @@ import aiohttp
 
 import hub.app  # noqa: F401  (loads every views module, so PUSHED_EVENTS is complete)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
