@@ -20,7 +20,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal
+from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal, start_hub_node
 
 PHONE_JS = ROOT / "tests" / "js" / "phone.mjs"
 NODE_PACKAGES = ("socket.io-client", "tweetnacl")
@@ -372,3 +372,58 @@ async def test_js_client_sync_catches_up_after_being_offline(js_phone, hub_node,
     assert all(m["from"] == alice.id and m["peer"] == alice.id for m in messages)
     assert sync["plaintexts"] == texts
     assert not phone.of("message:new")  # nothing was pushed twice on connect
+
+
+@pytest_asyncio.fixture
+async def burst_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
+    """Two nodes whose per-connection event budget lets one phone flush a 200-message outbox."""
+    env = test_env.hub_env(SOCKET_EVENTS_PER_SECOND="10000", SOCKET_EVENT_BURST="1000")
+    node_a, node_b = await asyncio.gather(
+        start_hub_node(env, tmp_path / "node-a", "node-a"),
+        start_hub_node(env, tmp_path / "node-b", "node-b"),
+    )
+    try:
+        yield node_a, node_b
+    finally:
+        await asyncio.gather(node_a.stop(), node_b.stop())
+
+
+async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_nodes):
+    node_a, node_b = burst_nodes
+    api = Api(node_a.url)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    bob_phone = await Phone(bob).connect(node_b.url)
+    try:
+        phone = await js_phone(
+            node_a, alice, [bob], [{"do": "burst", "to": bob.id, "count": 200, "prefix": "take"}]
+        )
+        await phone.finish()
+        [burst] = phone.of("burst")
+        sent = burst["ids"]
+        live = [await bob_phone.next("message:new") for _ in sent]
+        assert [m["id"] for m in live] == sent
+        assert [m["seq"] for m in live] == list(range(1, 201))
+        assert [open_box(bob, alice.public_key_b64, m) for m in live] == [
+            f"take {i}" for i in range(200)
+        ]
+        synced: list[dict[str, Any]] = []
+        while True:
+            page = await bob_phone.call("message:sync", {"after": len(synced)})
+            synced += page["messages"]
+            if not page["more"]:
+                break
+        assert [m["id"] for m in synced] == sent
+        history: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            status, page = await api.request(
+                "GET", f"/api/messages/{alice.id}?limit=100{cursor}", token=bob.access_token
+            )
+            assert status == 200, page
+            history += page["items"]
+            if page["nextCursor"] is None:
+                break
+            cursor = f"&cursor={page['nextCursor']}"
+        assert [m["id"] for m in reversed(history)] == sent
+    finally:
+        await bob_phone.close()

@@ -209,22 +209,27 @@ class MessageStore:
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         """Store many messages and their numbered copies in one transaction (group commit).
 
-        A message whose id already exists comes back with no copies (a resend). Raises
+        Each user's copies are numbered in the order of ``batch`` (the order the hub received
+        the sends), so a burst keeps its order. A message whose id already exists comes back
+        with no copies (a resend). Raises
         ``MissingUser`` when any recipient does not exist, storing nothing; the caller then
         retries the messages one by one to find the culprit.
         """
-        fresh = list({m.id: m for m in batch}.values())
-        fresh.sort(key=lambda m: m.id)  # a stable lock order against concurrent batches
+        fresh = list({m.id: m for m in batch}.values())  # in submission order
+        # Rows are inserted in id order, a stable lock order against a concurrent batch
+        # holding the same ids (a resend on another node); copies are numbered in
+        # submission order below, and the seq rows are locked in user-id order.
+        by_id = sorted(fresh, key=lambda m: m.id)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 inserted_rows = await conn.fetch(
                     INSERT_MESSAGES_IF_NEW,
-                    [m.id for m in fresh],
-                    [m.sender_id for m in fresh],
-                    [m.sender_device for m in fresh],
-                    [m.recipient_id for m in fresh],
-                    [m.band_id for m in fresh],
-                    [m.ts for m in fresh],
+                    [m.id for m in by_id],
+                    [m.sender_id for m in by_id],
+                    [m.sender_device for m in by_id],
+                    [m.recipient_id for m in by_id],
+                    [m.band_id for m in by_id],
+                    [m.ts for m in by_id],
                 )
                 inserted = {str(r["id"]) for r in inserted_rows}
                 new = [m for m in fresh if m.id in inserted]

@@ -13,6 +13,7 @@
 //     "deadlineMs": 15000,                 // the whole run, connect included
 //     "steps": [
 //       {"do": "send", "to": "<userId>", "text": "...", "id": "<uuid, optional>"},
+//       {"do": "burst", "to": "<userId>", "count": 200, "prefix": "take"},  // all at once
 //       {"do": "receive", "count": 1, "timeoutMs": 5000},
 //       {"do": "sync", "after": 0, "limit": 100},
 //       {"do": "awaitTransport", "name": "websocket", "timeoutMs": 5000}
@@ -202,6 +203,29 @@ function main(job) {
         });
         emit({ event: "ack", do: "send", id, ack });
         if (!ack?.ok) throw new Error(`message:send refused: ${JSON.stringify(ack)}`);
+      } else if (step.do === "burst") {
+        // An outbox flushing: every send leaves before the first ack comes back.
+        const ids = [];
+        const pending = [];
+        for (let i = 0; i < step.count; i += 1) {
+          const nonce = nacl.randomBytes(nacl.box.nonceLength);
+          const text = `${step.prefix ?? "burst"} ${i}`;
+          const box = nacl.box(utf8.encode(text), nonce, peerKey(step.to), secretKey);
+          const id = randomUUID();
+          ids.push(id);
+          pending.push(
+            socket.timeout(step.timeoutMs ?? 10000).emitWithAck("message:send", {
+              id,
+              to: step.to,
+              ciphertext: toB64(box),
+              nonce: toB64(nonce),
+            }),
+          );
+        }
+        const acks = await Promise.all(pending);
+        emit({ event: "burst", ids, acks });
+        const refused = acks.filter((ack) => !ack?.ok);
+        if (refused.length) throw new Error(`message:send refused: ${JSON.stringify(refused[0])}`);
       } else if (step.do === "receive") {
         for (let i = 0; i < (step.count ?? 1); i += 1) {
           const message = await inbox.next(step.timeoutMs ?? 5000, "message:new");
