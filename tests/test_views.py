@@ -37,7 +37,7 @@ from hub.messaging.views import (
 )
 from hub.protocol.models import PUSHED_EVENTS, View
 from storage.sql.bands import BandRecord, BandRow, MemberRow
-from storage.sql.messages import ConversationSummary, StoredCopy
+from storage.sql.message_rows import ConversationSummary, StoredCopy
 from storage.sql.users import UserRow
 
 ALICE = "0b5c0000-0000-4000-8000-00000000000a"

@@ -28,13 +28,8 @@ from hub.messaging.views import (
 )
 from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_part
 from storage.sql.bands import MembershipStore
-from storage.sql.messages import (
-    CopyToStore,
-    MessageStore,
-    MissingUser,
-    NewMessage,
-    StoredMessage,
-)
+from storage.sql.message_rows import CopyToStore, MissingUser, NewMessage, StoredMessage
+from storage.sql.messages import MessageStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +143,8 @@ class MessagingService:
         message), so a phone catching up on large messages never gets a 30 MB ack.
         """
         page = min(limit or self._sync_page_limit, self._sync_page_limit)
-        copies = await self._messages.copies_after(user_id, after, page + 1)
-        size = 0
-        for kept, copy in enumerate(copies[:page]):
-            size += len(copy.ciphertext)
-            if kept and size > SYNC_PAGE_BYTES:
-                return sync_page(copies[:kept], True)
-        return sync_page(copies[:page], len(copies) > page)
+        copies, more = await self._messages.copies_after(user_id, after, page, SYNC_PAGE_BYTES)
+        return sync_page(copies, more)
 
     async def conversations(
         self, user_id: str, limit: int, cursor: str | None

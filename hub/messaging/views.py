@@ -20,7 +20,7 @@ from typing import Literal, NotRequired, TypedDict
 from pydantic import ConfigDict, Field
 
 from hub.protocol.models import View, pushed
-from storage.sql.messages import ConversationSummary, StoredCopy, StoredMessage
+from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
 TypingState = Literal["start", "stop"]

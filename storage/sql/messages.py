@@ -8,84 +8,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from storage.failures import translates_failures
-
-
-class MissingUser(Exception):
-    """A recipient of the message does not exist; nothing was stored."""
-
-
-@dataclass(frozen=True, slots=True)
-class CopyToStore:
-    """One user's copy: ``peer`` is whose public key opens it with that user's secret key."""
-
-    user_id: str
-    peer: str
-    ciphertext: bytes
-    nonce: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCopy:
-    user_id: str
-    seq: int
-    message_id: str
-    sender_id: str
-    band_id: str | None
-    conversation_id: str
-    peer: str
-    ciphertext: bytes
-    nonce: bytes
-    ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A message to store: ``copies`` holds one entry per user who may read it."""
-
-    id: str
-    sender_id: str
-    sender_device: str
-    recipient_id: str | None
-    band_id: str | None
-    ts: int
-    copies: Sequence[CopyToStore]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: str
-    sender_id: str
-    recipient_id: str | None
-    band_id: str | None
-    ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """``copies`` is empty when the message already existed (a resend)."""
-
-    message: StoredMessage
-    copies: list[StoredCopy]
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptChange:
-    message_id: str
-    sender_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    conversation_id: str
-    band_id: str | None
-    last: StoredCopy
-    unread: int
-
+from storage.sql.message_rows import (
+    COPY_COLUMNS,
+    ConversationSummary,
+    MissingUser,
+    NewMessage,
+    ReceiptChange,
+    SendOutcome,
+    StoredCopy,
+    StoredMessage,
+    copy_of,
+    message_of,
+)
 
 INSERT_MESSAGES_IF_NEW = """
 INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts)
@@ -124,12 +62,23 @@ FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uu
             $7::bytea[], $8::bytea[], $9::bigint[])
      AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts)
 """
-COPY_COLUMNS = (
-    "user_id, seq, message_id, sender_id, band_id, conversation_id, encrypted_for, "
-    "ciphertext, nonce, ts"
+# A catch-up page, bounded by rows ($3) and by ciphertext bytes ($4) in the database: the
+# sizes come first (octet_length reads a stored value's length without loading it), the
+# page ends at the last copy that still fits (the first always does), and only then are
+# the bodies of the copies kept read. ``more`` is true when a copy follows the page.
+SELECT_COPIES_AFTER_BOUNDED = f"""
+WITH sized AS MATERIALIZED (
+    SELECT seq, row_number() OVER w AS n, sum(octet_length(ciphertext)) OVER w AS running
+    FROM inbox WHERE user_id = $1 AND seq > $2
+    WINDOW w AS (ORDER BY seq ROWS UNBOUNDED PRECEDING)
+    ORDER BY seq LIMIT $3 + 1
+), cut AS (
+    SELECT max(seq) FILTER (WHERE n <= $3 AND (n = 1 OR running <= $4)) AS last FROM sized
 )
-SELECT_COPIES_AFTER = f"""
-SELECT {COPY_COLUMNS} FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+SELECT {COPY_COLUMNS}, EXISTS (SELECT 1 FROM sized WHERE sized.seq > cut.last) AS more
+FROM inbox, cut
+WHERE user_id = $1 AND seq > $2 AND seq <= cut.last
+ORDER BY seq
 """
 SELECT_CONVERSATION_BEFORE = f"""
 SELECT {COPY_COLUMNS} FROM inbox
@@ -175,32 +124,6 @@ MARK_READ = _MARK_RECEIVED.format(
 )
 
 
-def _copy(row: asyncpg.Record) -> StoredCopy:
-    band = row["band_id"]
-    return StoredCopy(
-        user_id=str(row["user_id"]),
-        seq=row["seq"],
-        message_id=str(row["message_id"]),
-        sender_id=str(row["sender_id"]),
-        band_id=str(band) if band else None,
-        conversation_id=str(row["conversation_id"]),
-        peer=str(row["encrypted_for"]),
-        ciphertext=bytes(row["ciphertext"]),
-        nonce=bytes(row["nonce"]),
-        ts=row["ts"],
-    )
-
-
-def _message(row: asyncpg.Record) -> StoredMessage:
-    return StoredMessage(
-        id=str(row["id"]),
-        sender_id=str(row["sender_id"]),
-        recipient_id=str(row["recipient_id"]) if row["recipient_id"] else None,
-        band_id=str(row["band_id"]) if row["band_id"] else None,
-        ts=row["ts"],
-    )
-
-
 @translates_failures
 class MessageStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -238,7 +161,7 @@ class MessageStore:
                     rows = await conn.fetch(
                         SELECT_MESSAGES, [m.id for m in fresh if m.id not in inserted]
                     )
-                    existing = {str(r["id"]): _message(r) for r in rows}
+                    existing = {str(r["id"]): message_of(r) for r in rows}
                 copies = await self._number_and_insert(conn, new)
         except asyncpg.ForeignKeyViolationError:
             raise MissingUser from None
@@ -314,9 +237,16 @@ class MessageStore:
         )
         return out
 
-    async def copies_after(self, user_id: str, after_seq: int, limit: int) -> list[StoredCopy]:
-        rows = await self._pool.fetch(SELECT_COPIES_AFTER, user_id, after_seq, limit)
-        return [_copy(r) for r in rows]
+    async def copies_after(
+        self, user_id: str, after_seq: int, limit: int, max_bytes: int
+    ) -> tuple[list[StoredCopy], bool]:
+        """The user's copies with ``seq > after_seq`` in order: at most ``limit`` of them and
+        at most ``max_bytes`` of ciphertext (but always the first), and whether more follow.
+        Bodies beyond the page are never read."""
+        rows = await self._pool.fetch(
+            SELECT_COPIES_AFTER_BOUNDED, user_id, after_seq, limit, max_bytes
+        )
+        return [copy_of(r) for r in rows], bool(rows) and bool(rows[0]["more"])
 
     async def conversation_before(
         self, user_id: str, conversation_id: str, before_seq: int | None, limit: int
@@ -327,7 +257,7 @@ class MessageStore:
         rows = await self._pool.fetch(
             SELECT_CONVERSATION_BEFORE, user_id, conversation_id, before, limit
         )
-        return [_copy(r) for r in rows]
+        return [copy_of(r) for r in rows]
 
     async def conversations(
         self, user_id: str, before_seq: int | None, limit: int
@@ -344,7 +274,7 @@ class MessageStore:
         unread = {str(r["conversation_id"]): int(r["unread"]) for r in unread_rows}
         out = []
         for row in last_rows:
-            last = _copy(row)
+            last = copy_of(row)
             out.append(
                 ConversationSummary(
                     last.conversation_id, last.band_id, last, unread.get(last.conversation_id, 0)
