@@ -14,8 +14,8 @@ tests validate what the hub really sends against the models.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Literal, NotRequired, TypedDict, cast
 
 from pydantic import ConfigDict, Field
 
@@ -24,6 +24,37 @@ from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMess
 
 ReceiptStatus = Literal["delivered", "read"]
 TypingState = Literal["start", "stop"]
+
+
+RelationType = Literal["reaction", "reply", "edit"]
+
+
+class RelationView(View):
+    """What a message relates to, in clear (its content stays inside the ciphertext)."""
+
+    type: RelationType
+    id: str = Field(description="the original message")
+
+
+class RelationViewDict(TypedDict):
+    type: RelationType
+    id: str
+
+
+class EditView(View):
+    """The latest edit of a message, attached to it in history."""
+
+    id: str
+    ciphertext: str
+    nonce: str
+    ts: int
+
+
+class EditViewDict(TypedDict):
+    id: str
+    ciphertext: str
+    nonce: str
+    ts: int
 
 
 @pushed("message:new")
@@ -41,6 +72,12 @@ class MessageView(View):
     ts: int
     seq: int = Field(description="this user's own gapless sequence number")
     peer: str = Field(description="whose public key opens the box with your secret key")
+    relatesTo: RelationView | None = Field(
+        default=None, description="a reaction, reply or edit: the message it relates to"
+    )
+    edit: EditView | None = Field(
+        default=None, description="history only: the message's latest edit"
+    )
 
 
 MessageViewDict = TypedDict(
@@ -55,6 +92,8 @@ MessageViewDict = TypedDict(
         "ts": int,
         "seq": int,
         "peer": str,
+        "relatesTo": NotRequired[RelationViewDict],
+        "edit": NotRequired[EditViewDict],
     },
 )
 
@@ -78,6 +117,11 @@ def message_new(copy: StoredCopy) -> MessageViewDict:
         body["band"] = copy.band_id
     else:
         body["to"] = copy.conversation_id if copy.sender_id == copy.user_id else copy.user_id
+    if copy.relates_type is not None:
+        body["relatesTo"] = {
+            "type": cast("RelationType", copy.relates_type),
+            "id": cast("str", copy.relates_to),
+        }
     return body
 
 
@@ -255,13 +299,29 @@ class MessagePageDict(TypedDict):
     nextCursor: str | None
 
 
-def message_page(copies: Sequence[StoredCopy], next_cursor: str | None) -> MessagePageDict:
-    return {"items": [message_new(c) for c in copies], "nextCursor": next_cursor}
+def message_page(
+    copies: Sequence[StoredCopy], edits: Mapping[str, StoredCopy], next_cursor: str | None
+) -> MessagePageDict:
+    items = []
+    for copy in copies:
+        item = message_new(copy)
+        edit = edits.get(copy.message_id)
+        if edit is not None:
+            item["edit"] = {
+                "id": edit.message_id,
+                "ciphertext": b64(edit.ciphertext),
+                "nonce": b64(edit.nonce),
+                "ts": edit.ts,
+            }
+        items.append(item)
+    return {"items": items, "nextCursor": next_cursor}
 
 
 # Each model and the TypedDict its builder is typed against (see the module docstring).
 WIRE_SHAPES: dict[type[View], type] = {
     MessageView: MessageViewDict,
+    RelationView: RelationViewDict,
+    EditView: EditViewDict,
     ReceiptView: ReceiptViewDict,
     TypingView: TypingViewDict,
     TypingAckView: TypingAckViewDict,

@@ -9,8 +9,11 @@ import asyncpg
 
 COPY_COLUMNS = (
     "user_id, seq, message_id, sender_id, band_id, conversation_id, encrypted_for, "
-    "ciphertext, nonce, ts"
+    "ciphertext, nonce, ts, relates_type, relates_to"
 )
+# What a message may relate to another with: the client sends the first two, the hub makes
+# edits (``message:edit``) and deletes (``message:delete``, the tombstone's relation).
+RELATION_TYPES = ("reaction", "reply", "edit", "delete")
 
 
 class MissingUser(Exception):
@@ -39,6 +42,13 @@ class StoredCopy:
     ciphertext: bytes
     nonce: bytes
     ts: int
+    relates_type: str | None = None
+    relates_to: str | None = None
+
+    @property
+    def erased(self) -> bool:
+        """Deleted for everyone: its ciphertext is gone (a real box is never empty)."""
+        return not self.ciphertext
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,8 @@ class NewMessage:
     band_id: str | None
     ts: int
     copies: Sequence[CopyToStore]
+    relates_type: str | None = None
+    relates_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,8 @@ def copy_of(row: asyncpg.Record) -> StoredCopy:
         ciphertext=bytes(row["ciphertext"]),
         nonce=bytes(row["nonce"]),
         ts=row["ts"],
+        relates_type=row["relates_type"],
+        relates_to=str(row["relates_to"]) if row["relates_to"] else None,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import cast
 
 import asyncpg
 
@@ -26,8 +27,10 @@ from storage.sql.message_rows import (
 )
 
 INSERT_MESSAGES_IF_NEW = """
-INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bigint[])
+INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts,
+                      relates_type, relates_to)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bigint[],
+                     $7::text[], $8::uuid[])
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -55,12 +58,13 @@ RETURNING s.user_id, s.last_seq
 """
 INSERT_COPIES = """
 INSERT INTO inbox (user_id, seq, message_id, sender_id, band_id, conversation_id,
-                   encrypted_for, ciphertext, nonce, ts)
+                   encrypted_for, ciphertext, nonce, ts, relates_type, relates_to)
 SELECT c.user_id, c.seq, c.message_id, c.sender_id, c.band_id, COALESCE(c.band_id, c.peer),
-       c.peer, c.ciphertext, c.nonce, c.ts
+       c.peer, c.ciphertext, c.nonce, c.ts, c.relates_type, c.relates_to
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[],
-            $7::bytea[], $8::bytea[], $9::bigint[])
-     AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts)
+            $7::bytea[], $8::bytea[], $9::bigint[], $10::text[], $11::uuid[])
+     AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts,
+          relates_type, relates_to)
 """
 # A catch-up page, bounded by rows ($3) and by ciphertext bytes ($4) in the database: the
 # sizes come first (octet_length reads a stored value's length without loading it), the
@@ -83,7 +87,14 @@ ORDER BY seq
 SELECT_CONVERSATION_BEFORE = f"""
 SELECT {COPY_COLUMNS} FROM inbox
 WHERE user_id = $1 AND conversation_id = $2 AND seq < $3
+  AND (relates_type IS NULL OR relates_type IN ('reaction', 'reply'))
 ORDER BY seq DESC LIMIT $4
+"""
+# History shows an original with its latest edit, so edits are not listed on their own.
+SELECT_LATEST_EDITS = f"""
+SELECT DISTINCT ON (relates_to) {COPY_COLUMNS} FROM inbox
+WHERE user_id = $1 AND relates_to = ANY($2::uuid[]) AND relates_type = 'edit'
+ORDER BY relates_to, seq DESC
 """
 # A conversation's position in the list is the user's seq of its last copy: unique per user,
 # so it pages without ties ($2: the position the previous page ended at).
@@ -97,6 +108,7 @@ COUNT_UNREAD_PER_CONVERSATION = """
 SELECT conversation_id, count(*) AS unread FROM inbox
 WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])
   AND read_at IS NULL AND sender_id <> $1
+  AND (relates_type IS NULL OR relates_type = 'reply')
 GROUP BY conversation_id
 """
 # Above every seq: "from the newest" for the lists that page backwards.
@@ -153,6 +165,8 @@ class MessageStore:
                     [m.recipient_id for m in by_id],
                     [m.band_id for m in by_id],
                     [m.ts for m in by_id],
+                    [m.relates_type for m in by_id],
+                    [m.relates_to for m in by_id],
                 )
                 inserted = {str(r["id"]) for r in inserted_rows}
                 new = [m for m in fresh if m.id in inserted]
@@ -219,6 +233,8 @@ class MessageStore:
                         ciphertext=c.ciphertext,
                         nonce=c.nonce,
                         ts=m.ts,
+                        relates_type=m.relates_type,
+                        relates_to=m.relates_to,
                     )
                 )
             out[m.id] = stored_copies
@@ -234,6 +250,8 @@ class MessageStore:
             [c.ciphertext for c in flat],
             [c.nonce for c in flat],
             [c.ts for c in flat],
+            [c.relates_type for c in flat],
+            [c.relates_to for c in flat],
         )
         return out
 
@@ -258,6 +276,12 @@ class MessageStore:
             SELECT_CONVERSATION_BEFORE, user_id, conversation_id, before, limit
         )
         return [copy_of(r) for r in rows]
+
+    async def latest_edits(self, user_id: str, message_ids: list[str]) -> dict[str, StoredCopy]:
+        """The user's copy of the latest edit of each of ``message_ids`` that has one."""
+        rows = await self._pool.fetch(SELECT_LATEST_EDITS, user_id, message_ids)
+        edits = [copy_of(r) for r in rows]
+        return {cast("str", e.relates_to): e for e in edits}
 
     async def conversations(
         self, user_id: str, before_seq: int | None, limit: int
