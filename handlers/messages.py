@@ -1,4 +1,4 @@
-"""``message:send``, ``message:edit``, ``message:sync``, ``message:delivered``,
+"""``message:send``, ``message:edit``, ``message:delete``, ``message:sync``, ``message:delivered``,
 ``message:read``.
 
 The acks' shapes (after ``ok``) are built in ``hub/messaging/views.py``, beside their models.
@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
 from hub.messaging.service import Envelope, MessagingService, Relation, Sender
-from hub.messaging.views import marked, sent_message
+from hub.messaging.views import delete_ack, marked, sent_message
 from hub.metrics import HubMetrics
 from hub.protocol.fields import (
     MAX_ENVELOPES,
@@ -93,6 +93,10 @@ class EditMessage(Payload):
         return self
 
 
+class DeleteMessage(Payload):
+    id: MessageId
+
+
 class SyncMessages(Payload):
     after: int = Field(ge=0, le=2**62)
     limit: int | None = Field(default=None, ge=1, le=1000)
@@ -139,6 +143,13 @@ async def edit_message(ctx: EventContext[MessageEventServices], body: EditMessag
     envelopes = [Envelope(e.to, e.ciphertext, e.nonce) for e in body.envelopes or []] or None
     stored = await ctx.services.messaging.edit(sender, body.id, body.replaces, direct, envelopes)
     return ok(**sent_message(stored))
+
+
+@events.on("message:delete", DeleteMessage)
+async def delete_message(ctx: EventContext[MessageEventServices], body: DeleteMessage) -> Ack:
+    sender = Sender(ctx.user_id, ctx.device_id, ctx.conn_id)
+    await ctx.services.messaging.delete(sender, body.id)
+    return ok(**delete_ack(body.id))
 
 
 @events.on("message:sync", SyncMessages)

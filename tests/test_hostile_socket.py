@@ -40,6 +40,7 @@ from tests.support.servers import TestEnv as HubEnv
 CLIENT_EVENTS = (
     "message:send",
     "message:edit",
+    "message:delete",
     "message:sync",
     "message:delivered",
     "message:read",
@@ -375,6 +376,8 @@ def template(event: str, world: World) -> Template:
             "ciphertext": "ciphertext",
             "nonce": "nonce",
         }
+    if event == "message:delete":
+        return {"id": any_id}, {"id": "uuid"}
     if event == "message:sync":
         return {"after": 0, "limit": 10}, {"after": "after", "limit": "limit"}
     if event in ("message:delivered", "message:read"):

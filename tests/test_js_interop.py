@@ -427,3 +427,63 @@ async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_no
         assert [m["id"] for m in reversed(history)] == sent
     finally:
         await bob_phone.close()
+
+
+async def test_js_edit_and_delete_reach_every_device_of_both_users(js_phone, two_hub_nodes):
+    node_a, node_b = two_hub_nodes
+    api = Api(node_a.url)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    alice_laptop = await Phone(alice, "laptop").connect(node_b.url)
+    bob_tablet = await Phone(bob, "tablet").connect(node_a.url)
+    original_id, edit_id = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        bob_js = await js_phone(
+            node_b,
+            bob,
+            [alice],
+            [
+                {"do": "receive", "count": 2},
+                {"do": "receiveDeleted", "count": 1},
+                {"do": "sync", "after": 0},
+            ],
+        )
+        await bob_js.next("connected")
+        alice_js = await js_phone(
+            node_a,
+            alice,
+            [bob],
+            [
+                {"do": "send", "to": bob.id, "text": "soundcheck at 5", "id": original_id},
+                {
+                    "do": "edit",
+                    "to": bob.id,
+                    "replaces": original_id,
+                    "text": "at 6",
+                    "id": edit_id,
+                },
+                {"do": "delete", "id": original_id},
+            ],
+        )
+        await alice_js.finish()
+        assert [line["ack"]["ok"] for line in alice_js.of("ack")] == [True, True, True]
+        await bob_js.finish()
+        for phone in (alice_laptop, bob_tablet):
+            first, edit = await phone.next("message:new"), await phone.next("message:new")
+            assert (first["id"], edit["id"]) == (original_id, edit_id)
+            assert edit["relatesTo"] == {"type": "edit", "id": original_id}
+            deleted = await phone.next("message:deleted")
+            assert deleted["id"] == original_id and deleted["by"] == alice.id
+            assert deleted["seq"] == 3
+        live = bob_js.of("message:new")
+        assert [line["plaintext"] for line in live] == ["soundcheck at 5", "at 6"]
+        assert live[1]["message"]["relatesTo"] == {"type": "edit", "id": original_id}
+        [deleted_line] = bob_js.of("message:deleted")
+        assert deleted_line["deleted"]["id"] == original_id
+        [sync] = bob_js.of("sync")
+        items = sync["ack"]["messages"]
+        assert [m.get("deleted") for m in items[:2]] == [True, True]
+        assert items[2] == {**deleted_line["deleted"]}
+        assert sync["plaintexts"] == [None, None, None]
+    finally:
+        await alice_laptop.close()
+        await bob_tablet.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
+
 from tests.support import Account, Api, Phone, open_box, seal, start_hub_node
 from tests.support.bands import create_band
 
@@ -190,3 +192,107 @@ async def test_an_edit_after_the_window_is_forbidden(test_env, tmp_path):
     finally:
         await alice_phone.close()
         await node.stop()
+
+
+async def stored_ciphertexts(test_env, message_ids: list[str]) -> list[bytes]:
+    """Straight from PostgreSQL: every copy's ciphertext and nonce of these messages."""
+    conn = await asyncpg.connect(test_env.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT ciphertext, nonce FROM inbox WHERE message_id = ANY($1::uuid[])", message_ids
+        )
+    finally:
+        await conn.close()
+    return [bytes(r["ciphertext"]) + bytes(r["nonce"]) for r in rows]
+
+
+async def test_a_delete_erases_every_copy_and_reaches_every_device(two_hub_nodes, test_env):
+    node_a, node_b = two_hub_nodes
+    api = Api(node_a.url)
+    alice, bob, carol = await api.register_many("alice", "bob", "carol")
+    alice_phone = await Phone(alice).connect(node_a.url)
+    alice_laptop = await Phone(alice, "laptop").connect(node_b.url)
+    bob_phone = await Phone(bob).connect(node_b.url)
+    bob_tablet = await Phone(bob, "tablet").connect(node_a.url)
+    carol_phone = await Phone(carol).connect(node_a.url)
+    phones = (alice_laptop, bob_phone, bob_tablet)
+    try:
+        original = direct(alice, bob, "wrong chat!")
+        kept = direct(alice, bob, "this one stays")
+        for payload in (original, kept):
+            assert (await alice_phone.call("message:send", payload))["ok"]
+        edit = {"id": str(uuid.uuid4()), "replaces": original["id"], **seal(alice, bob, "oops")}
+        assert (await alice_phone.call("message:edit", edit))["ok"]
+        for phone in phones:
+            for _ in range(3):
+                await phone.next("message:new")
+        refusals = [(bob_phone, "forbidden"), (carol_phone, "not_found")]
+        for phone, code in refusals:
+            refused = await phone.call("message:delete", {"id": original["id"]})
+            assert refused["ok"] is False and refused["error"]["code"] == code, refused
+        refused = await alice_phone.call("message:delete", {"id": edit["id"]})
+        assert refused["error"]["code"] == "invalid_payload", refused
+
+        ack = await alice_phone.call("message:delete", {"id": original["id"]})
+        assert ack == {"ok": True, "id": original["id"]}
+        for phone in phones:
+            deleted = await phone.next("message:deleted")
+            assert deleted["id"] == original["id"] and deleted["by"] == alice.id
+            assert deleted["seq"] == 4
+        assert await stored_ciphertexts(test_env, [original["id"], edit["id"]]) == [b""] * 4
+        assert all(await stored_ciphertexts(test_env, [kept["id"]]))
+        # Deleting again answers ok and changes nothing (no second tombstone).
+        assert await alice_phone.call("message:delete", {"id": original["id"]}) == ack
+        later = direct(alice, bob, "after")
+        assert (await alice_phone.call("message:send", later))["ok"]
+        assert (await bob_phone.next("message:new"))["seq"] == 5
+
+        synced = (await bob_tablet.call("message:sync", {"after": 0}))["messages"]
+        assert synced[0] == {
+            "id": original["id"],
+            "from": alice.id,
+            "deleted": True,
+            "ts": synced[0]["ts"],
+            "seq": 1,
+        }
+        assert synced[1]["id"] == kept["id"] and synced[1]["ciphertext"] == kept["ciphertext"]
+        assert synced[2]["deleted"] is True and synced[2]["id"] == edit["id"]
+        assert synced[3] == {"id": original["id"], "by": alice.id, "ts": synced[3]["ts"], "seq": 4}
+        listed = await history(api, alice, bob.id)
+        assert [m["id"] for m in listed] == [later["id"], kept["id"], original["id"]]
+        assert listed[2] == {**synced[0], "seq": listed[2]["seq"]}
+        for payload in (
+            {"id": str(uuid.uuid4()), "replaces": original["id"], **seal(alice, bob, "x")},
+        ):
+            assert (await alice_phone.call("message:edit", payload))["error"]["code"] == "not_found"
+        reaction = direct(bob, alice, "👍", relatesTo={"type": "reaction", "id": original["id"]})
+        assert (await bob_phone.call("message:send", reaction))["error"]["code"] == "not_found"
+    finally:
+        await alice_phone.close()
+        await carol_phone.close()
+        for phone in phones:
+            await phone.close()
+
+
+async def test_a_band_admin_deletes_a_members_message_and_a_member_may_not(hub_node, test_env):
+    api = Api(hub_node.url)
+    alice, bob, carol = await api.register_many("alice", "bob", "carol")
+    band = (await create_band(api, alice, bob, carol))["id"]
+    bob_phone = await Phone(bob).connect(hub_node.url)
+    carol_phone = await Phone(carol).connect(hub_node.url)
+    alice_phone = await Phone(alice).connect(hub_node.url)
+    try:
+        envelopes = [{"to": m.id, **seal(bob, m, "spam")} for m in (alice, carol)]
+        message = {"id": str(uuid.uuid4()), "band": band, "envelopes": envelopes}
+        assert (await bob_phone.call("message:send", message))["ok"]
+        await carol_phone.next("message:new")
+        refused = await carol_phone.call("message:delete", {"id": message["id"]})
+        assert refused["error"]["code"] == "forbidden", refused
+        assert (await alice_phone.call("message:delete", {"id": message["id"]}))["ok"]
+        for phone in (bob_phone, carol_phone):
+            deleted = await phone.next("message:deleted")
+            assert deleted["id"] == message["id"] and deleted["by"] == alice.id
+        assert await stored_ciphertexts(test_env, [message["id"]]) == [b""] * 3
+    finally:
+        for phone in (alice_phone, bob_phone, carol_phone):
+            await phone.close()

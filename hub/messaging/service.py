@@ -7,6 +7,7 @@ gets their own gapless ``seq`` so a device can spot and fill gaps with ``sync``.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, cast
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
-from hub.messaging.rules import check_edit, check_relation_target
+from hub.messaging.rules import check_edit, check_relation_target, may_delete
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.views import (
     ConversationPageDict,
@@ -23,6 +24,7 @@ from hub.messaging.views import (
     ReceiptStatus,
     SyncPageViewDict,
     conversation_page,
+    message_deleted,
     message_page,
     receipt_event,
     sync_page,
@@ -160,6 +162,35 @@ class MessagingService:
         ciphertext, nonce = direct
         return await self.send_direct(
             sender, message_id, original.conversation_id, ciphertext, nonce, relation
+        )
+
+    async def delete(self, deleter: Sender, message_id: str) -> None:
+        """Delete for everyone: the sender, or in a band an owner or admin. Idempotent: a
+        message already deleted answers as deleted and changes nothing. Every holder's
+        devices (but the deleting one) get ``message:deleted`` with their tombstone's seq."""
+        target = await self._lifecycle.held_message(deleter.user_id, message_id)
+        if target is None:
+            raise NotFound("no such message")
+        if target.relates_type in ("edit", "delete"):
+            raise InvalidPayload("delete the original message: its edits go with it")
+        band_admin = target.band_role in ("owner", "admin")
+        if not may_delete(target, deleter.user_id, band_admin):
+            raise Forbidden("only the sender (or a band owner or admin) may delete a message")
+        if target.deleted:
+            return
+        tombstones = await self._lifecycle.delete_for_everyone(
+            message_id, deleter.user_id, deleter.device_id, str(uuid.uuid4()), self._clock()
+        )
+        await self._fanout.deliver(
+            [
+                Delivery(
+                    t.user_id,
+                    "message:deleted",
+                    cast("dict[str, Any]", message_deleted(t)),
+                    deleter.conn_id if t.user_id == deleter.user_id else None,
+                )
+                for t in tombstones
+            ]
         )
 
     async def _check_relation(self, user_id: str, conversation_id: str, relation: Relation) -> None:

@@ -20,6 +20,7 @@ from typing import Literal, NotRequired, TypedDict, cast
 from pydantic import ConfigDict, Field
 
 from hub.protocol.models import View, pushed
+from storage.sql.message_lifecycle import Tombstone
 from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
@@ -125,6 +126,94 @@ def message_new(copy: StoredCopy) -> MessageViewDict:
     return body
 
 
+class DeletedMessageView(View):
+    """A message deleted for everyone, where it stood (sync, history): no ciphertext."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    from_: str = Field(alias="from")
+    deleted: Literal[True]
+    ts: int
+    seq: int
+
+
+DeletedMessageViewDict = TypedDict(
+    "DeletedMessageViewDict",
+    {"id": str, "from": str, "deleted": Literal[True], "ts": int, "seq": int},
+)
+
+
+@pushed("message:deleted")
+class MessageDeletedView(View):
+    """``message:deleted`` (also an item of sync): ``by`` deleted message ``id`` for everyone;
+    ``seq`` is the tombstone's place in this user's sequence."""
+
+    id: str
+    by: str
+    ts: int
+    seq: int
+
+
+class MessageDeletedViewDict(TypedDict):
+    id: str
+    by: str
+    ts: int
+    seq: int
+
+
+def message_deleted(tombstone: Tombstone) -> MessageDeletedViewDict:
+    return {
+        "id": tombstone.message_id,
+        "by": tombstone.deleted_by,
+        "ts": tombstone.ts,
+        "seq": tombstone.seq,
+    }
+
+
+InboxItemDict = MessageViewDict | DeletedMessageViewDict | MessageDeletedViewDict
+ListedMessageDict = MessageViewDict | DeletedMessageViewDict
+
+
+def listed_message(copy: StoredCopy) -> ListedMessageDict:
+    """A copy in history or as a conversation's last message: erased ones as deleted."""
+    if copy.erased:
+        return {
+            "id": copy.message_id,
+            "from": copy.sender_id,
+            "deleted": True,
+            "ts": copy.ts,
+            "seq": copy.seq,
+        }
+    return message_new(copy)
+
+
+def inbox_item(copy: StoredCopy) -> InboxItemDict:
+    """A copy in catch-up: a tombstone is the ``message:deleted`` it was pushed as."""
+    if copy.relates_type == "delete":
+        return {
+            "id": cast("str", copy.relates_to),
+            "by": copy.sender_id,
+            "ts": copy.ts,
+            "seq": copy.seq,
+        }
+    return listed_message(copy)
+
+
+class DeleteAckView(View):
+    """The ``message:delete`` ack (after ``ok``)."""
+
+    id: str
+
+
+class DeleteAckViewDict(TypedDict):
+    id: str
+
+
+def delete_ack(message_id: str) -> DeleteAckViewDict:
+    return {"id": message_id}
+
+
 @pushed("message:receipt")
 class ReceiptView(View):
     """``message:receipt``: ``by`` marked ``ids`` at ``ts``."""
@@ -205,17 +294,17 @@ def sent_message(stored: StoredMessage) -> SentMessageViewDict:
 class SyncPageView(View):
     """The ``message:sync`` ack (after ``ok``)."""
 
-    messages: list[MessageView]
+    messages: list[MessageView | DeletedMessageView | MessageDeletedView]
     more: bool = Field(description="call again after the last seq")
 
 
 class SyncPageViewDict(TypedDict):
-    messages: list[MessageViewDict]
+    messages: list[InboxItemDict]
     more: bool
 
 
 def sync_page(copies: Sequence[StoredCopy], more: bool) -> SyncPageViewDict:
-    return {"messages": [message_new(c) for c in copies], "more": more}
+    return {"messages": [inbox_item(c) for c in copies], "more": more}
 
 
 class MarkedView(View):
@@ -253,14 +342,14 @@ def read_mark(message_id: str, ts: int) -> ReadMarkViewDict:
 class ConversationView(View):
     conversationId: str = Field(description="the other user's id (direct) or the band's id")
     kind: Literal["direct", "band"]
-    lastMessage: MessageView
+    lastMessage: MessageView | DeletedMessageView
     unread: int
 
 
 class ConversationViewDict(TypedDict):
     conversationId: str
     kind: Literal["direct", "band"]
-    lastMessage: MessageViewDict
+    lastMessage: ListedMessageDict
     unread: int
 
 
@@ -281,7 +370,7 @@ def conversation_page(
         {
             "conversationId": s.conversation_id,
             "kind": "band" if s.band_id else "direct",
-            "lastMessage": message_new(s.last),
+            "lastMessage": listed_message(s.last),
             "unread": s.unread,
         }
         for s in summaries
@@ -290,20 +379,23 @@ def conversation_page(
 
 
 class MessagePage(View):
-    items: list[MessageView]
+    items: list[MessageView | DeletedMessageView]
     nextCursor: str | None = Field(description="pass as cursor for older messages; null: no more")
 
 
 class MessagePageDict(TypedDict):
-    items: list[MessageViewDict]
+    items: list[ListedMessageDict]
     nextCursor: str | None
 
 
 def message_page(
     copies: Sequence[StoredCopy], edits: Mapping[str, StoredCopy], next_cursor: str | None
 ) -> MessagePageDict:
-    items = []
+    items: list[ListedMessageDict] = []
     for copy in copies:
+        if copy.erased:
+            items.append(listed_message(copy))
+            continue
         item = message_new(copy)
         edit = edits.get(copy.message_id)
         if edit is not None:
@@ -321,6 +413,9 @@ def message_page(
 WIRE_SHAPES: dict[type[View], type] = {
     MessageView: MessageViewDict,
     RelationView: RelationViewDict,
+    DeletedMessageView: DeletedMessageViewDict,
+    MessageDeletedView: MessageDeletedViewDict,
+    DeleteAckView: DeleteAckViewDict,
     EditView: EditViewDict,
     ReceiptView: ReceiptViewDict,
     TypingView: TypingViewDict,

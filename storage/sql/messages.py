@@ -101,7 +101,8 @@ ORDER BY relates_to, seq DESC
 SELECT_LAST_COPY_PER_CONVERSATION = f"""
 SELECT * FROM (
     SELECT DISTINCT ON (conversation_id) {COPY_COLUMNS} FROM inbox
-    WHERE user_id = $1 ORDER BY conversation_id, seq DESC
+    WHERE user_id = $1 AND relates_type IS DISTINCT FROM 'delete'
+    ORDER BY conversation_id, seq DESC
 ) AS last WHERE seq < $2 ORDER BY seq DESC LIMIT $3
 """
 COUNT_UNREAD_PER_CONVERSATION = """
