@@ -19,12 +19,19 @@ from typing import Literal, NotRequired, TypedDict, cast
 
 from pydantic import ConfigDict, Field
 
+from hub.messaging.typing_views import TypingAckView as TypingAckView
+from hub.messaging.typing_views import TypingAckViewDict as TypingAckViewDict
+from hub.messaging.typing_views import TypingState as TypingState
+from hub.messaging.typing_views import TypingView as TypingView
+from hub.messaging.typing_views import TypingViewDict as TypingViewDict
+from hub.messaging.typing_views import typing_ack as typing_ack
+from hub.messaging.typing_views import typing_in_band as typing_in_band
+from hub.messaging.typing_views import typing_to_user as typing_to_user
 from hub.protocol.models import View, pushed
 from storage.sql.message_lifecycle import Tombstone
 from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
-TypingState = Literal["start", "stop"]
 
 
 RelationType = Literal["reaction", "reply", "edit"]
@@ -233,46 +240,6 @@ class ReceiptViewDict(TypedDict):
 
 def receipt_event(ids: list[str], by: str, status: ReceiptStatus, ts: int) -> ReceiptViewDict:
     return {"ids": ids, "by": by, "status": status, "ts": ts}
-
-
-@pushed("typing")
-class TypingView(View):
-    """``typing``: to the other user (``to``) or the band's other members (``band``)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    from_: str = Field(alias="from")
-    to: str | None = None
-    band: str | None = None
-    state: TypingState
-
-
-TypingViewDict = TypedDict(
-    "TypingViewDict",
-    {"from": str, "to": NotRequired[str], "band": NotRequired[str], "state": TypingState},
-)
-
-
-def typing_to_user(sender_id: str, to: str, state: TypingState) -> TypingViewDict:
-    return {"from": sender_id, "to": to, "state": state}
-
-
-def typing_in_band(sender_id: str, band_id: str, state: TypingState) -> TypingViewDict:
-    return {"from": sender_id, "band": band_id, "state": state}
-
-
-class TypingAckView(View):
-    """The ``typing`` ack (after ``ok``): ``relayed: false`` when it was throttled."""
-
-    relayed: bool
-
-
-class TypingAckViewDict(TypedDict):
-    relayed: bool
-
-
-def typing_ack(relayed: bool) -> TypingAckViewDict:
-    return {"relayed": relayed}
 
 
 class SentMessageView(View):
