@@ -7,9 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
-from storage.sql.message_rows import COPY_COLUMNS, CopyToStore, NewMessage
+from storage.sql.message_lifecycle import MessageLifecycleStore
+from storage.sql.message_rows import COPY_COLUMNS, CopyToStore, NewMessage, OriginalDeleted
 from storage.sql.messages import SELECT_COPIES_AFTER_BOUNDED, MessageStore
 from tests.support.servers import TestEnv
 
@@ -145,3 +147,29 @@ async def test_a_sync_page_does_not_read_the_bodies_past_its_bound(pool):
         )
     assert everything > 3 * page_blocks  # the measure sees bodies being read
     assert bounded <= 1.25 * page_blocks, (bounded, everything)
+
+
+async def test_an_edit_of_a_message_deleted_meanwhile_is_not_stored(pool):
+    store, lifecycle = MessageStore(pool), MessageLifecycleStore(pool)
+    alice, bob = await new_user(pool), await new_user(pool)
+    [original] = await send_sizes(store, alice, bob, [32])
+    assert [
+        t.user_id
+        for t in await lifecycle.delete_for_everyone(original, alice, "d", str(uuid.uuid4()), 2)
+    ] == [bob]
+    edit = NewMessage(
+        str(uuid.uuid4()),
+        alice,
+        "d",
+        bob,
+        None,
+        3,
+        [CopyToStore(bob, alice, b"e" * 32, b"n" * 24)],
+        relates_type="edit",
+        relates_to=original,
+    )
+    with pytest.raises(OriginalDeleted):
+        await store.insert_batch([edit])
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = $1", edit.id) == 0
+    # Deleting again changes nothing.
+    assert await lifecycle.delete_for_everyone(original, alice, "d", str(uuid.uuid4()), 4) == []

@@ -32,7 +32,13 @@ from hub.messaging.views import (
 from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_part
 from storage.sql.bands import MembershipStore
 from storage.sql.message_lifecycle import MessageLifecycleStore
-from storage.sql.message_rows import CopyToStore, MissingUser, NewMessage, StoredMessage
+from storage.sql.message_rows import (
+    CopyToStore,
+    MissingUser,
+    NewMessage,
+    OriginalDeleted,
+    StoredMessage,
+)
 from storage.sql.messages import MessageStore
 
 
@@ -222,6 +228,8 @@ class MessagingService:
         )
         try:
             outcome = await self._send_queue.submit(message, sender.conn_id)
+        except OriginalDeleted:
+            raise NotFound("this message was deleted") from None
         except MissingUser:
             raise NotFound("no such recipient") from None
         stored = outcome.message

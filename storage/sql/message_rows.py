@@ -20,6 +20,11 @@ class MissingUser(Exception):
     """A recipient of the message does not exist; nothing was stored."""
 
 
+class OriginalDeleted(MissingUser):
+    """An edit's original was deleted (perhaps a moment ago); nothing was stored. A kind of
+    ``MissingUser`` so the send queue retries the batch's messages one by one."""
+
+
 @dataclass(frozen=True, slots=True)
 class CopyToStore:
     """One user's copy: ``peer`` is whose public key opens it with that user's secret key."""

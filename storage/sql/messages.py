@@ -18,6 +18,7 @@ from storage.sql.message_rows import (
     ConversationSummary,
     MissingUser,
     NewMessage,
+    OriginalDeleted,
     ReceiptChange,
     SendOutcome,
     StoredCopy,
@@ -38,6 +39,12 @@ INSERT_DIRECT_CONVERSATIONS = """
 INSERT INTO direct_conversations (user_low, user_high, created_at)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
 ON CONFLICT DO NOTHING
+"""
+# Edits hold their originals with a share lock for the batch, so a delete committing
+# meanwhile either finishes first (and the edit is refused) or waits for the edit and then
+# erases it too. Taken first, before any other lock of the batch.
+LOCK_LIVE_ORIGINALS = """
+SELECT id FROM messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL FOR SHARE
 """
 SELECT_MESSAGES = """
 SELECT id, sender_id, recipient_id, band_id, ts FROM messages WHERE id = ANY($1::uuid[])
@@ -158,6 +165,13 @@ class MessageStore:
         by_id = sorted(fresh, key=lambda m: m.id)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                originals = sorted(
+                    {cast("str", m.relates_to) for m in fresh if m.relates_type == "edit"}
+                )
+                if originals:
+                    live = await conn.fetch(LOCK_LIVE_ORIGINALS, originals)
+                    if len(live) != len(originals):
+                        raise OriginalDeleted
                 inserted_rows = await conn.fetch(
                     INSERT_MESSAGES_IF_NEW,
                     [m.id for m in by_id],
