@@ -812,6 +812,30 @@ EVENT_CASES = [
         },
         "not_found",
     ),
+    EventCase(
+        "message:send",
+        lambda s, a: {
+            "id": str(uuid.uuid4()),
+            "to": s.owner.id,
+            **seal(a, s.owner, "👍"),
+            "relatesTo": {"type": "reaction", "id": s.dm_id},
+        },
+        "not_found",
+        name="reacting to someone else's message",
+    ),
+    EventCase(
+        "message:edit",
+        lambda s, a: {
+            "id": str(uuid.uuid4()),
+            "replaces": s.dm_id,
+            **seal(a, s.member, "mine now"),
+        },
+        "not_found",
+    ),
+    EventCase("message:delete", lambda s, a: {"id": s.dm_id}, "not_found", name="a dm"),
+    EventCase(
+        "message:delete", lambda s, a: {"id": s.band_message_id}, "not_found", name="the band's"
+    ),
     EventCase("message:sync", lambda s, a: {"after": 0}, None, check=own_sync),
     EventCase("message:delivered", lambda s, a: {"ids": [s.dm_id]}, "forbidden"),
     EventCase("message:read", lambda s, a: {"ids": [s.band_message_id]}, "forbidden"),

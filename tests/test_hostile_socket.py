@@ -39,6 +39,8 @@ from tests.support.servers import TestEnv as HubEnv
 # Every client event of docs/protocol.md, and every error code it documents.
 CLIENT_EVENTS = (
     "message:send",
+    "message:edit",
+    "message:delete",
     "message:sync",
     "message:delivered",
     "message:read",
@@ -366,6 +368,16 @@ def template(event: str, world: World) -> Template:
     if event == "message:send":
         body = {"id": any_id, "to": bob.id, **seal(world.alice, bob, "hi")}
         return body, {"id": "uuid", "to": "uuid", "ciphertext": "ciphertext", "nonce": "nonce"}
+    if event == "message:edit":
+        body = {"id": any_id, "replaces": str(uuid.uuid4()), **seal(world.alice, bob, "hi")}
+        return body, {
+            "id": "uuid",
+            "replaces": "uuid",
+            "ciphertext": "ciphertext",
+            "nonce": "nonce",
+        }
+    if event == "message:delete":
+        return {"id": any_id}, {"id": "uuid"}
     if event == "message:sync":
         return {"after": 0, "limit": 10}, {"after": "after", "limit": "limit"}
     if event in ("message:delivered", "message:read"):
@@ -435,7 +447,30 @@ def hostile_attempts(event: str, world: World) -> st.SearchStrategy[Attempt]:
     strategies = [field_changes, unknown_keys, missing_keys, not_objects, more_args, no_args]
     if event == "message:send":
         strategies.append(band_envelope_attempts(world))
+        strategies.append(relation_attempts(body))
     return st.one_of(strategies)
+
+
+def relation_attempts(body: dict[str, Any]) -> st.SearchStrategy[Attempt]:
+    """``relatesTo`` that is not ``{type: "reaction"|"reply", id: <uuid>}``."""
+    good = {"type": "reply", "id": str(uuid.uuid4())}
+
+    def attempt(value: Any, what: str) -> Attempt:
+        return Attempt(({**body, "relatesTo": value},), INVALID, f"relatesTo {what}")
+
+    return st.one_of(
+        (scalars.filter(lambda v: v is not None) | st.lists(scalars, max_size=3)).map(
+            lambda v: attempt(v, _short(v))
+        ),
+        literal_hostile({"reaction", "reply"}).map(
+            lambda h: attempt({**good, "type": h[0]}, f"type {_short(h[0])}")
+        ),
+        hostile_for("uuid").map(lambda h: attempt({**good, "id": h[0]}, f"id {_short(h[0])}")),
+        st.sampled_from(["type", "id"]).map(
+            lambda k: attempt({n: v for n, v in good.items() if n != k}, f"without {k}")
+        ),
+        st.just(attempt({**good, "extra": 1}, "with an unknown key")),
+    )
 
 
 def band_envelope_attempts(world: World) -> st.SearchStrategy[Attempt]:
@@ -471,6 +506,7 @@ def band_envelope_attempts(world: World) -> st.SearchStrategy[Attempt]:
 
 _ALL_FIELDS = frozenset(
     {"id", "to", "ciphertext", "nonce", "band", "envelopes", "after", "limit", "ids", "state"}
+    | {"replaces", "relatesTo"}
     | {"users", "token", "instance", "media", "call"}
 )
 

@@ -20,7 +20,7 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal
+from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal, start_hub_node
 
 PHONE_JS = ROOT / "tests" / "js" / "phone.mjs"
 NODE_PACKAGES = ("socket.io-client", "tweetnacl")
@@ -372,3 +372,118 @@ async def test_js_client_sync_catches_up_after_being_offline(js_phone, hub_node,
     assert all(m["from"] == alice.id and m["peer"] == alice.id for m in messages)
     assert sync["plaintexts"] == texts
     assert not phone.of("message:new")  # nothing was pushed twice on connect
+
+
+@pytest_asyncio.fixture
+async def burst_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
+    """Two nodes whose per-connection event budget lets one phone flush a 200-message outbox."""
+    env = test_env.hub_env(SOCKET_EVENTS_PER_SECOND="10000", SOCKET_EVENT_BURST="1000")
+    node_a, node_b = await asyncio.gather(
+        start_hub_node(env, tmp_path / "node-a", "node-a"),
+        start_hub_node(env, tmp_path / "node-b", "node-b"),
+    )
+    try:
+        yield node_a, node_b
+    finally:
+        await asyncio.gather(node_a.stop(), node_b.stop())
+
+
+async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_nodes):
+    node_a, node_b = burst_nodes
+    api = Api(node_a.url)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    bob_phone = await Phone(bob).connect(node_b.url)
+    try:
+        phone = await js_phone(
+            node_a, alice, [bob], [{"do": "burst", "to": bob.id, "count": 200, "prefix": "take"}]
+        )
+        await phone.finish()
+        [burst] = phone.of("burst")
+        sent = burst["ids"]
+        live = [await bob_phone.next("message:new") for _ in sent]
+        assert [m["id"] for m in live] == sent
+        assert [m["seq"] for m in live] == list(range(1, 201))
+        assert [open_box(bob, alice.public_key_b64, m) for m in live] == [
+            f"take {i}" for i in range(200)
+        ]
+        synced: list[dict[str, Any]] = []
+        while True:
+            page = await bob_phone.call("message:sync", {"after": len(synced)})
+            synced += page["messages"]
+            if not page["more"]:
+                break
+        assert [m["id"] for m in synced] == sent
+        history: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            status, page = await api.request(
+                "GET", f"/api/messages/{alice.id}?limit=100{cursor}", token=bob.access_token
+            )
+            assert status == 200, page
+            history += page["items"]
+            if page["nextCursor"] is None:
+                break
+            cursor = f"&cursor={page['nextCursor']}"
+        assert [m["id"] for m in reversed(history)] == sent
+    finally:
+        await bob_phone.close()
+
+
+async def test_js_edit_and_delete_reach_every_device_of_both_users(js_phone, two_hub_nodes):
+    node_a, node_b = two_hub_nodes
+    api = Api(node_a.url)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    alice_laptop = await Phone(alice, "laptop").connect(node_b.url)
+    bob_tablet = await Phone(bob, "tablet").connect(node_a.url)
+    original_id, edit_id = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        bob_js = await js_phone(
+            node_b,
+            bob,
+            [alice],
+            [
+                {"do": "receive", "count": 2},
+                {"do": "receiveDeleted", "count": 1},
+                {"do": "sync", "after": 0},
+            ],
+        )
+        await bob_js.next("connected")
+        alice_js = await js_phone(
+            node_a,
+            alice,
+            [bob],
+            [
+                {"do": "send", "to": bob.id, "text": "soundcheck at 5", "id": original_id},
+                {
+                    "do": "edit",
+                    "to": bob.id,
+                    "replaces": original_id,
+                    "text": "at 6",
+                    "id": edit_id,
+                },
+                {"do": "delete", "id": original_id},
+            ],
+        )
+        await alice_js.finish()
+        assert [line["ack"]["ok"] for line in alice_js.of("ack")] == [True, True, True]
+        await bob_js.finish()
+        for phone in (alice_laptop, bob_tablet):
+            first, edit = await phone.next("message:new"), await phone.next("message:new")
+            assert (first["id"], edit["id"]) == (original_id, edit_id)
+            assert edit["relatesTo"] == {"type": "edit", "id": original_id}
+            deleted = await phone.next("message:deleted")
+            assert deleted["id"] == original_id and deleted["by"] == alice.id
+            assert deleted["seq"] == 3
+        live = bob_js.of("message:new")
+        assert [line["plaintext"] for line in live] == ["soundcheck at 5", "at 6"]
+        assert live[1]["message"]["relatesTo"] == {"type": "edit", "id": original_id}
+        [deleted_line] = bob_js.of("message:deleted")
+        assert deleted_line["deleted"]["id"] == original_id
+        [sync] = bob_js.of("sync")
+        items = sync["ack"]["messages"]
+        assert [m.get("deleted") for m in items[:2]] == [True, True]
+        assert items[2] == {**deleted_line["deleted"]}
+        assert sync["plaintexts"] == [None, None, None]
+    finally:
+        await alice_laptop.close()
+        await bob_tablet.close()

@@ -37,7 +37,7 @@ from hub.messaging.views import (
 )
 from hub.protocol.models import PUSHED_EVENTS, View
 from storage.sql.bands import BandRecord, BandRow, MemberRow
-from storage.sql.messages import ConversationSummary, StoredCopy
+from storage.sql.message_rows import ConversationSummary, StoredCopy
 from storage.sql.users import UserRow
 
 ALICE = "0b5c0000-0000-4000-8000-00000000000a"
@@ -116,7 +116,7 @@ def test_message_new_names_the_other_side_of_a_direct_message_for_each_copy() ->
 def test_the_messaging_pages_and_events_validate_against_their_models() -> None:
     copies = [_copy(BOB), _copy(BOB, band=BAND)]
     SyncPageView.model_validate(sync_page(copies, True))
-    MessagePage.model_validate(message_page(copies, "opaque"))
+    MessagePage.model_validate(message_page(copies, {}, "opaque"))
     summaries = [ConversationSummary(c.conversation_id, c.band_id, c, 2) for c in copies]
     page = ConversationPage.model_validate(conversation_page(summaries, None))
     assert [c.kind for c in page.items] == ["direct", "band"]

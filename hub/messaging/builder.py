@@ -10,6 +10,7 @@ from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
 from hub.messaging.typing import TypingService
 from hub.settings.sections import MessagingSettings
+from storage.sql.message_lifecycle import MessageLifecycleStore
 from storage.sql.messages import MessageStore
 
 
@@ -27,9 +28,11 @@ def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
         messages=store,
         send_queue=send_queue,
         memberships=base.memberships,
+        lifecycle=MessageLifecycleStore(base.pool),
         fanout=base.fanout,
         clock=base.clock,
         sync_page_limit=settings.sync_page_limit,
+        edit_window_ms=settings.edit_window_seconds * 1000,
     )
     typing = TypingService(
         memberships=base.memberships,

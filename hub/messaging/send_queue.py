@@ -18,7 +18,8 @@ from typing import Any, cast
 
 from hub.fanout import Delivery, Fanout
 from hub.messaging.views import message_new
-from storage.sql.messages import MessageStore, MissingUser, NewMessage, SendOutcome
+from storage.sql.message_rows import MissingUser, NewMessage, SendOutcome
+from storage.sql.messages import MessageStore
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ gets their own gapless ``seq`` so a device can spot and fill gaps with ``sync``.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, cast
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
+from hub.messaging.rules import check_edit, check_relation_target, may_delete
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.views import (
     ConversationPageDict,
@@ -22,19 +24,22 @@ from hub.messaging.views import (
     ReceiptStatus,
     SyncPageViewDict,
     conversation_page,
+    message_deleted,
     message_page,
     receipt_event,
     sync_page,
 )
 from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_part
 from storage.sql.bands import MembershipStore
-from storage.sql.messages import (
+from storage.sql.message_lifecycle import MessageLifecycleStore
+from storage.sql.message_rows import (
     CopyToStore,
-    MessageStore,
     MissingUser,
     NewMessage,
+    OriginalDeleted,
     StoredMessage,
 )
+from storage.sql.messages import MessageStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,15 @@ class Sender:
     user_id: str
     device_id: str
     conn_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """What a message relates to, in clear: ``reaction``/``reply`` (from the client),
+    ``edit`` (``message:edit``)."""
+
+    type: str
+    id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +77,15 @@ class MessagingService:
         messages: MessageStore,
         send_queue: SendQueue,
         memberships: MembershipStore,
+        lifecycle: MessageLifecycleStore,
         fanout: Fanout,
         clock: Clock,
         sync_page_limit: int,
+        edit_window_ms: int,
     ) -> None:
         self._messages = messages
+        self._lifecycle = lifecycle
+        self._edit_window_ms = edit_window_ms
         self._memberships = memberships
         self._fanout = fanout
         self._clock = clock
@@ -75,24 +93,39 @@ class MessagingService:
         self._send_queue = send_queue
 
     async def send_direct(
-        self, sender: Sender, message_id: str, to: str, ciphertext: bytes, nonce: bytes
+        self,
+        sender: Sender,
+        message_id: str,
+        to: str,
+        ciphertext: bytes,
+        nonce: bytes,
+        relation: Relation | None = None,
     ) -> StoredMessage:
         if to == sender.user_id:
             raise InvalidPayload("a direct message goes to another user")
+        if relation is not None and relation.type != "edit":
+            await self._check_relation(sender.user_id, to, relation)
         copies = [
             CopyToStore(to, sender.user_id, ciphertext, nonce),
             CopyToStore(sender.user_id, to, ciphertext, nonce),
         ]
-        return await self._store_once(sender, message_id, to, None, copies)
+        return await self._store_once(sender, message_id, to, None, copies, relation)
 
     async def send_band(
-        self, sender: Sender, message_id: str, band_id: str, envelopes: Sequence[Envelope]
+        self,
+        sender: Sender,
+        message_id: str,
+        band_id: str,
+        envelopes: Sequence[Envelope],
+        relation: Relation | None = None,
     ) -> StoredMessage:
         """One envelope per other current member, exactly: nobody is silently left out."""
         members = await self._memberships.band_member_ids(band_id)
         if sender.user_id not in members:
             # As on every band route: a non-member cannot tell a band from a missing one.
             raise NotFound("no such band")
+        if relation is not None and relation.type != "edit":
+            await self._check_relation(sender.user_id, band_id, relation)
         addressed = [e.to for e in envelopes]
         if len(set(addressed)) != len(addressed):
             raise InvalidPayload("one envelope per member: a member is addressed twice")
@@ -106,7 +139,69 @@ class MessagingService:
         copies = [CopyToStore(e.to, sender.user_id, e.ciphertext, e.nonce) for e in envelopes]
         first = envelopes[0]
         copies.append(CopyToStore(sender.user_id, first.to, first.ciphertext, first.nonce))
-        return await self._store_once(sender, message_id, None, band_id, copies)
+        return await self._store_once(sender, message_id, None, band_id, copies, relation)
+
+    async def edit(
+        self,
+        sender: Sender,
+        message_id: str,
+        replaces: str,
+        direct: tuple[bytes, bytes] | None,
+        envelopes: Sequence[Envelope] | None,
+    ) -> StoredMessage:
+        """A new message relating to the sender's own original as its ``edit``, sent into the
+        original's conversation (direct: ``direct`` is ciphertext and nonce; band: the
+        envelopes, checked against the current members as for a send)."""
+        original = check_edit(
+            await self._lifecycle.held_message(sender.user_id, replaces),
+            sender.user_id,
+            self._clock(),
+            self._edit_window_ms,
+        )
+        relation = Relation("edit", original.id)
+        if original.band_id is not None:
+            if envelopes is None:
+                raise InvalidPayload("the edit of a band message has 'envelopes'")
+            return await self.send_band(sender, message_id, original.band_id, envelopes, relation)
+        if direct is None:
+            raise InvalidPayload("the edit of a direct message has 'ciphertext' and 'nonce'")
+        ciphertext, nonce = direct
+        return await self.send_direct(
+            sender, message_id, original.conversation_id, ciphertext, nonce, relation
+        )
+
+    async def delete(self, deleter: Sender, message_id: str) -> None:
+        """Delete for everyone: the sender, or in a band an owner or admin. Idempotent: a
+        message already deleted answers as deleted and changes nothing. Every holder's
+        devices (but the deleting one) get ``message:deleted`` with their tombstone's seq."""
+        target = await self._lifecycle.held_message(deleter.user_id, message_id)
+        if target is None:
+            raise NotFound("no such message")
+        if target.relates_type in ("edit", "delete"):
+            raise InvalidPayload("delete the original message: its edits go with it")
+        band_admin = target.band_role in ("owner", "admin")
+        if not may_delete(target, deleter.user_id, band_admin):
+            raise Forbidden("only the sender (or a band owner or admin) may delete a message")
+        if target.deleted:
+            return
+        tombstones = await self._lifecycle.delete_for_everyone(
+            message_id, deleter.user_id, deleter.device_id, str(uuid.uuid4()), self._clock()
+        )
+        await self._fanout.deliver(
+            [
+                Delivery(
+                    t.user_id,
+                    "message:deleted",
+                    cast("dict[str, Any]", message_deleted(t)),
+                    deleter.conn_id if t.user_id == deleter.user_id else None,
+                )
+                for t in tombstones
+            ]
+        )
+
+    async def _check_relation(self, user_id: str, conversation_id: str, relation: Relation) -> None:
+        target = await self._lifecycle.held_message(user_id, relation.id)
+        check_relation_target(target, conversation_id)
 
     async def _store_once(
         self,
@@ -115,6 +210,7 @@ class MessagingService:
         to: str | None,
         band_id: str | None,
         copies: list[CopyToStore],
+        relation: Relation | None,
     ) -> StoredMessage:
         """The message as committed, once: a resend of the same id returns the first one, and
         the same id for another recipient or band is ``conflict``. Delivery is not awaited
@@ -127,9 +223,13 @@ class MessagingService:
             band_id=band_id,
             ts=self._clock(),
             copies=copies,
+            relates_type=relation.type if relation else None,
+            relates_to=relation.id if relation else None,
         )
         try:
             outcome = await self._send_queue.submit(message, sender.conn_id)
+        except OriginalDeleted:
+            raise NotFound("this message was deleted") from None
         except MissingUser:
             raise NotFound("no such recipient") from None
         stored = outcome.message
@@ -148,13 +248,8 @@ class MessagingService:
         message), so a phone catching up on large messages never gets a 30 MB ack.
         """
         page = min(limit or self._sync_page_limit, self._sync_page_limit)
-        copies = await self._messages.copies_after(user_id, after, page + 1)
-        size = 0
-        for kept, copy in enumerate(copies[:page]):
-            size += len(copy.ciphertext)
-            if kept and size > SYNC_PAGE_BYTES:
-                return sync_page(copies[:kept], True)
-        return sync_page(copies[:page], len(copies) > page)
+        copies, more = await self._messages.copies_after(user_id, after, page, SYNC_PAGE_BYTES)
+        return sync_page(copies, more)
 
     async def conversations(
         self, user_id: str, limit: int, cursor: str | None
@@ -174,14 +269,16 @@ class MessagingService:
     async def history(
         self, user_id: str, conversation_id: str, limit: int, cursor: str | None
     ) -> MessagePageDict:
-        """A page of one conversation, newest first, and the cursor for the older page."""
+        """A page of one conversation, newest first, and the cursor for the older page. Edits
+        are not listed: each message carries its latest edit."""
         before = _seq_in(cursor) if cursor is not None else None
         copies = await self._messages.conversation_before(
             user_id, conversation_id, before, limit + 1
         )
         page = copies[:limit]
         more = len(copies) > limit
-        return message_page(page, _seq_cursor(page[-1].seq) if more else None)
+        edits = await self._messages.latest_edits(user_id, [c.message_id for c in page])
+        return message_page(page, edits, _seq_cursor(page[-1].seq) if more else None)
 
     async def mark(
         self,

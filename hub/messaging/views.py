@@ -14,16 +14,55 @@ tests validate what the hub really sends against the models.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Literal, NotRequired, TypedDict, cast
 
 from pydantic import ConfigDict, Field
 
+from hub.messaging.typing_views import TypingAckView as TypingAckView
+from hub.messaging.typing_views import TypingAckViewDict as TypingAckViewDict
+from hub.messaging.typing_views import TypingState as TypingState
+from hub.messaging.typing_views import TypingView as TypingView
+from hub.messaging.typing_views import TypingViewDict as TypingViewDict
+from hub.messaging.typing_views import typing_ack as typing_ack
+from hub.messaging.typing_views import typing_in_band as typing_in_band
+from hub.messaging.typing_views import typing_to_user as typing_to_user
 from hub.protocol.models import View, pushed
-from storage.sql.messages import ConversationSummary, StoredCopy, StoredMessage
+from storage.sql.message_lifecycle import Tombstone
+from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
-TypingState = Literal["start", "stop"]
+
+
+RelationType = Literal["reaction", "reply", "edit"]
+
+
+class RelationView(View):
+    """What a message relates to, in clear (its content stays inside the ciphertext)."""
+
+    type: RelationType
+    id: str = Field(description="the original message")
+
+
+class RelationViewDict(TypedDict):
+    type: RelationType
+    id: str
+
+
+class EditView(View):
+    """The latest edit of a message, attached to it in history."""
+
+    id: str
+    ciphertext: str
+    nonce: str
+    ts: int
+
+
+class EditViewDict(TypedDict):
+    id: str
+    ciphertext: str
+    nonce: str
+    ts: int
 
 
 @pushed("message:new")
@@ -41,6 +80,12 @@ class MessageView(View):
     ts: int
     seq: int = Field(description="this user's own gapless sequence number")
     peer: str = Field(description="whose public key opens the box with your secret key")
+    relatesTo: RelationView | None = Field(
+        default=None, description="a reaction, reply or edit: the message it relates to"
+    )
+    edit: EditView | None = Field(
+        default=None, description="history only: the message's latest edit"
+    )
 
 
 MessageViewDict = TypedDict(
@@ -55,6 +100,8 @@ MessageViewDict = TypedDict(
         "ts": int,
         "seq": int,
         "peer": str,
+        "relatesTo": NotRequired[RelationViewDict],
+        "edit": NotRequired[EditViewDict],
     },
 )
 
@@ -78,7 +125,100 @@ def message_new(copy: StoredCopy) -> MessageViewDict:
         body["band"] = copy.band_id
     else:
         body["to"] = copy.conversation_id if copy.sender_id == copy.user_id else copy.user_id
+    if copy.relates_type is not None:
+        body["relatesTo"] = {
+            "type": cast("RelationType", copy.relates_type),
+            "id": cast("str", copy.relates_to),
+        }
     return body
+
+
+class DeletedMessageView(View):
+    """A message deleted for everyone, where it stood (sync, history): no ciphertext."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str
+    from_: str = Field(alias="from")
+    deleted: Literal[True]
+    ts: int
+    seq: int
+
+
+DeletedMessageViewDict = TypedDict(
+    "DeletedMessageViewDict",
+    {"id": str, "from": str, "deleted": Literal[True], "ts": int, "seq": int},
+)
+
+
+@pushed("message:deleted")
+class MessageDeletedView(View):
+    """``message:deleted`` (also an item of sync): ``by`` deleted message ``id`` for everyone;
+    ``seq`` is the tombstone's place in this user's sequence."""
+
+    id: str
+    by: str
+    ts: int
+    seq: int
+
+
+class MessageDeletedViewDict(TypedDict):
+    id: str
+    by: str
+    ts: int
+    seq: int
+
+
+def message_deleted(tombstone: Tombstone) -> MessageDeletedViewDict:
+    return {
+        "id": tombstone.message_id,
+        "by": tombstone.deleted_by,
+        "ts": tombstone.ts,
+        "seq": tombstone.seq,
+    }
+
+
+InboxItemDict = MessageViewDict | DeletedMessageViewDict | MessageDeletedViewDict
+ListedMessageDict = MessageViewDict | DeletedMessageViewDict
+
+
+def listed_message(copy: StoredCopy) -> ListedMessageDict:
+    """A copy in history or as a conversation's last message: erased ones as deleted."""
+    if copy.erased:
+        return {
+            "id": copy.message_id,
+            "from": copy.sender_id,
+            "deleted": True,
+            "ts": copy.ts,
+            "seq": copy.seq,
+        }
+    return message_new(copy)
+
+
+def inbox_item(copy: StoredCopy) -> InboxItemDict:
+    """A copy in catch-up: a tombstone is the ``message:deleted`` it was pushed as."""
+    if copy.relates_type == "delete":
+        return {
+            "id": cast("str", copy.relates_to),
+            "by": copy.sender_id,
+            "ts": copy.ts,
+            "seq": copy.seq,
+        }
+    return listed_message(copy)
+
+
+class DeleteAckView(View):
+    """The ``message:delete`` ack (after ``ok``)."""
+
+    id: str
+
+
+class DeleteAckViewDict(TypedDict):
+    id: str
+
+
+def delete_ack(message_id: str) -> DeleteAckViewDict:
+    return {"id": message_id}
 
 
 @pushed("message:receipt")
@@ -102,46 +242,6 @@ def receipt_event(ids: list[str], by: str, status: ReceiptStatus, ts: int) -> Re
     return {"ids": ids, "by": by, "status": status, "ts": ts}
 
 
-@pushed("typing")
-class TypingView(View):
-    """``typing``: to the other user (``to``) or the band's other members (``band``)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    from_: str = Field(alias="from")
-    to: str | None = None
-    band: str | None = None
-    state: TypingState
-
-
-TypingViewDict = TypedDict(
-    "TypingViewDict",
-    {"from": str, "to": NotRequired[str], "band": NotRequired[str], "state": TypingState},
-)
-
-
-def typing_to_user(sender_id: str, to: str, state: TypingState) -> TypingViewDict:
-    return {"from": sender_id, "to": to, "state": state}
-
-
-def typing_in_band(sender_id: str, band_id: str, state: TypingState) -> TypingViewDict:
-    return {"from": sender_id, "band": band_id, "state": state}
-
-
-class TypingAckView(View):
-    """The ``typing`` ack (after ``ok``): ``relayed: false`` when it was throttled."""
-
-    relayed: bool
-
-
-class TypingAckViewDict(TypedDict):
-    relayed: bool
-
-
-def typing_ack(relayed: bool) -> TypingAckViewDict:
-    return {"relayed": relayed}
-
-
 class SentMessageView(View):
     """The ``message:send`` ack (after ``ok``) and the answer of ``POST /api/messages``."""
 
@@ -161,17 +261,17 @@ def sent_message(stored: StoredMessage) -> SentMessageViewDict:
 class SyncPageView(View):
     """The ``message:sync`` ack (after ``ok``)."""
 
-    messages: list[MessageView]
+    messages: list[MessageView | DeletedMessageView | MessageDeletedView]
     more: bool = Field(description="call again after the last seq")
 
 
 class SyncPageViewDict(TypedDict):
-    messages: list[MessageViewDict]
+    messages: list[InboxItemDict]
     more: bool
 
 
 def sync_page(copies: Sequence[StoredCopy], more: bool) -> SyncPageViewDict:
-    return {"messages": [message_new(c) for c in copies], "more": more}
+    return {"messages": [inbox_item(c) for c in copies], "more": more}
 
 
 class MarkedView(View):
@@ -209,14 +309,14 @@ def read_mark(message_id: str, ts: int) -> ReadMarkViewDict:
 class ConversationView(View):
     conversationId: str = Field(description="the other user's id (direct) or the band's id")
     kind: Literal["direct", "band"]
-    lastMessage: MessageView
+    lastMessage: MessageView | DeletedMessageView
     unread: int
 
 
 class ConversationViewDict(TypedDict):
     conversationId: str
     kind: Literal["direct", "band"]
-    lastMessage: MessageViewDict
+    lastMessage: ListedMessageDict
     unread: int
 
 
@@ -237,7 +337,7 @@ def conversation_page(
         {
             "conversationId": s.conversation_id,
             "kind": "band" if s.band_id else "direct",
-            "lastMessage": message_new(s.last),
+            "lastMessage": listed_message(s.last),
             "unread": s.unread,
         }
         for s in summaries
@@ -246,22 +346,44 @@ def conversation_page(
 
 
 class MessagePage(View):
-    items: list[MessageView]
+    items: list[MessageView | DeletedMessageView]
     nextCursor: str | None = Field(description="pass as cursor for older messages; null: no more")
 
 
 class MessagePageDict(TypedDict):
-    items: list[MessageViewDict]
+    items: list[ListedMessageDict]
     nextCursor: str | None
 
 
-def message_page(copies: Sequence[StoredCopy], next_cursor: str | None) -> MessagePageDict:
-    return {"items": [message_new(c) for c in copies], "nextCursor": next_cursor}
+def message_page(
+    copies: Sequence[StoredCopy], edits: Mapping[str, StoredCopy], next_cursor: str | None
+) -> MessagePageDict:
+    items: list[ListedMessageDict] = []
+    for copy in copies:
+        if copy.erased:
+            items.append(listed_message(copy))
+            continue
+        item = message_new(copy)
+        edit = edits.get(copy.message_id)
+        if edit is not None:
+            item["edit"] = {
+                "id": edit.message_id,
+                "ciphertext": b64(edit.ciphertext),
+                "nonce": b64(edit.nonce),
+                "ts": edit.ts,
+            }
+        items.append(item)
+    return {"items": items, "nextCursor": next_cursor}
 
 
 # Each model and the TypedDict its builder is typed against (see the module docstring).
 WIRE_SHAPES: dict[type[View], type] = {
     MessageView: MessageViewDict,
+    RelationView: RelationViewDict,
+    DeletedMessageView: DeletedMessageViewDict,
+    MessageDeletedView: MessageDeletedViewDict,
+    DeleteAckView: DeleteAckViewDict,
+    EditView: EditViewDict,
     ReceiptView: ReceiptViewDict,
     TypingView: TypingViewDict,
     TypingAckView: TypingAckViewDict,

@@ -215,6 +215,9 @@ class MessagingSettings:
     typing_min_interval_ms: int = setting(
         "TYPING_MIN_INTERVAL_MS", 1000, "repeated `typing start` inside this is dropped"
     )
+    edit_window_seconds: int = setting(
+        "EDIT_WINDOW_SECONDS", 86400, "how long after sending a message may be edited", minimum=0
+    )
 
 
 @dataclass(frozen=True, slots=True)

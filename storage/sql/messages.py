@@ -8,88 +8,30 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import cast
 
 import asyncpg
 
 from storage.failures import translates_failures
-
-
-class MissingUser(Exception):
-    """A recipient of the message does not exist; nothing was stored."""
-
-
-@dataclass(frozen=True, slots=True)
-class CopyToStore:
-    """One user's copy: ``peer`` is whose public key opens it with that user's secret key."""
-
-    user_id: str
-    peer: str
-    ciphertext: bytes
-    nonce: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCopy:
-    user_id: str
-    seq: int
-    message_id: str
-    sender_id: str
-    band_id: str | None
-    conversation_id: str
-    peer: str
-    ciphertext: bytes
-    nonce: bytes
-    ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A message to store: ``copies`` holds one entry per user who may read it."""
-
-    id: str
-    sender_id: str
-    sender_device: str
-    recipient_id: str | None
-    band_id: str | None
-    ts: int
-    copies: Sequence[CopyToStore]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: str
-    sender_id: str
-    recipient_id: str | None
-    band_id: str | None
-    ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """``copies`` is empty when the message already existed (a resend)."""
-
-    message: StoredMessage
-    copies: list[StoredCopy]
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptChange:
-    message_id: str
-    sender_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    conversation_id: str
-    band_id: str | None
-    last: StoredCopy
-    unread: int
-
+from storage.sql.message_rows import (
+    COPY_COLUMNS,
+    ConversationSummary,
+    MissingUser,
+    NewMessage,
+    OriginalDeleted,
+    ReceiptChange,
+    SendOutcome,
+    StoredCopy,
+    StoredMessage,
+    copy_of,
+    message_of,
+)
 
 INSERT_MESSAGES_IF_NEW = """
-INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bigint[])
+INSERT INTO messages (id, sender_id, sender_device, recipient_id, band_id, ts,
+                      relates_type, relates_to)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bigint[],
+                     $7::text[], $8::uuid[])
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -97,6 +39,12 @@ INSERT_DIRECT_CONVERSATIONS = """
 INSERT INTO direct_conversations (user_low, user_high, created_at)
 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[])
 ON CONFLICT DO NOTHING
+"""
+# Edits hold their originals with a share lock for the batch, so a delete committing
+# meanwhile either finishes first (and the edit is refused) or waits for the edit and then
+# erases it too. Taken first, before any other lock of the batch.
+LOCK_LIVE_ORIGINALS = """
+SELECT id FROM messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL FOR SHARE
 """
 SELECT_MESSAGES = """
 SELECT id, sender_id, recipient_id, band_id, ts FROM messages WHERE id = ANY($1::uuid[])
@@ -117,37 +65,58 @@ RETURNING s.user_id, s.last_seq
 """
 INSERT_COPIES = """
 INSERT INTO inbox (user_id, seq, message_id, sender_id, band_id, conversation_id,
-                   encrypted_for, ciphertext, nonce, ts)
+                   encrypted_for, ciphertext, nonce, ts, relates_type, relates_to)
 SELECT c.user_id, c.seq, c.message_id, c.sender_id, c.band_id, COALESCE(c.band_id, c.peer),
-       c.peer, c.ciphertext, c.nonce, c.ts
+       c.peer, c.ciphertext, c.nonce, c.ts, c.relates_type, c.relates_to
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[],
-            $7::bytea[], $8::bytea[], $9::bigint[])
-     AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts)
+            $7::bytea[], $8::bytea[], $9::bigint[], $10::text[], $11::uuid[])
+     AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts,
+          relates_type, relates_to)
 """
-COPY_COLUMNS = (
-    "user_id, seq, message_id, sender_id, band_id, conversation_id, encrypted_for, "
-    "ciphertext, nonce, ts"
+# A catch-up page, bounded by rows ($3) and by ciphertext bytes ($4) in the database: the
+# sizes come first (octet_length reads a stored value's length without loading it), the
+# page ends at the last copy that still fits (the first always does), and only then are
+# the bodies of the copies kept read. ``more`` is true when a copy follows the page.
+SELECT_COPIES_AFTER_BOUNDED = f"""
+WITH sized AS MATERIALIZED (
+    SELECT seq, row_number() OVER w AS n, sum(octet_length(ciphertext)) OVER w AS running
+    FROM inbox WHERE user_id = $1 AND seq > $2
+    WINDOW w AS (ORDER BY seq ROWS UNBOUNDED PRECEDING)
+    ORDER BY seq LIMIT $3 + 1
+), cut AS (
+    SELECT max(seq) FILTER (WHERE n <= $3 AND (n = 1 OR running <= $4)) AS last FROM sized
 )
-SELECT_COPIES_AFTER = f"""
-SELECT {COPY_COLUMNS} FROM inbox WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+SELECT {COPY_COLUMNS}, EXISTS (SELECT 1 FROM sized WHERE sized.seq > cut.last) AS more
+FROM inbox, cut
+WHERE user_id = $1 AND seq > $2 AND seq <= cut.last
+ORDER BY seq
 """
 SELECT_CONVERSATION_BEFORE = f"""
 SELECT {COPY_COLUMNS} FROM inbox
 WHERE user_id = $1 AND conversation_id = $2 AND seq < $3
+  AND (relates_type IS NULL OR relates_type IN ('reaction', 'reply'))
 ORDER BY seq DESC LIMIT $4
+"""
+# History shows an original with its latest edit, so edits are not listed on their own.
+SELECT_LATEST_EDITS = f"""
+SELECT DISTINCT ON (relates_to) {COPY_COLUMNS} FROM inbox
+WHERE user_id = $1 AND relates_to = ANY($2::uuid[]) AND relates_type = 'edit'
+ORDER BY relates_to, seq DESC
 """
 # A conversation's position in the list is the user's seq of its last copy: unique per user,
 # so it pages without ties ($2: the position the previous page ended at).
 SELECT_LAST_COPY_PER_CONVERSATION = f"""
 SELECT * FROM (
     SELECT DISTINCT ON (conversation_id) {COPY_COLUMNS} FROM inbox
-    WHERE user_id = $1 ORDER BY conversation_id, seq DESC
+    WHERE user_id = $1 AND relates_type IS DISTINCT FROM 'delete'
+    ORDER BY conversation_id, seq DESC
 ) AS last WHERE seq < $2 ORDER BY seq DESC LIMIT $3
 """
 COUNT_UNREAD_PER_CONVERSATION = """
 SELECT conversation_id, count(*) AS unread FROM inbox
 WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])
   AND read_at IS NULL AND sender_id <> $1
+  AND (relates_type IS NULL OR relates_type = 'reply')
 GROUP BY conversation_id
 """
 # Above every seq: "from the newest" for the lists that page backwards.
@@ -175,32 +144,6 @@ MARK_READ = _MARK_RECEIVED.format(
 )
 
 
-def _copy(row: asyncpg.Record) -> StoredCopy:
-    band = row["band_id"]
-    return StoredCopy(
-        user_id=str(row["user_id"]),
-        seq=row["seq"],
-        message_id=str(row["message_id"]),
-        sender_id=str(row["sender_id"]),
-        band_id=str(band) if band else None,
-        conversation_id=str(row["conversation_id"]),
-        peer=str(row["encrypted_for"]),
-        ciphertext=bytes(row["ciphertext"]),
-        nonce=bytes(row["nonce"]),
-        ts=row["ts"],
-    )
-
-
-def _message(row: asyncpg.Record) -> StoredMessage:
-    return StoredMessage(
-        id=str(row["id"]),
-        sender_id=str(row["sender_id"]),
-        recipient_id=str(row["recipient_id"]) if row["recipient_id"] else None,
-        band_id=str(row["band_id"]) if row["band_id"] else None,
-        ts=row["ts"],
-    )
-
-
 @translates_failures
 class MessageStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -209,22 +152,36 @@ class MessageStore:
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         """Store many messages and their numbered copies in one transaction (group commit).
 
-        A message whose id already exists comes back with no copies (a resend). Raises
+        Each user's copies are numbered in the order of ``batch`` (the order the hub received
+        the sends), so a burst keeps its order. A message whose id already exists comes back
+        with no copies (a resend). Raises
         ``MissingUser`` when any recipient does not exist, storing nothing; the caller then
         retries the messages one by one to find the culprit.
         """
-        fresh = list({m.id: m for m in batch}.values())
-        fresh.sort(key=lambda m: m.id)  # a stable lock order against concurrent batches
+        fresh = list({m.id: m for m in batch}.values())  # in submission order
+        # Rows are inserted in id order, a stable lock order against a concurrent batch
+        # holding the same ids (a resend on another node); copies are numbered in
+        # submission order below, and the seq rows are locked in user-id order.
+        by_id = sorted(fresh, key=lambda m: m.id)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                originals = sorted(
+                    {cast("str", m.relates_to) for m in fresh if m.relates_type == "edit"}
+                )
+                if originals:
+                    live = await conn.fetch(LOCK_LIVE_ORIGINALS, originals)
+                    if len(live) != len(originals):
+                        raise OriginalDeleted
                 inserted_rows = await conn.fetch(
                     INSERT_MESSAGES_IF_NEW,
-                    [m.id for m in fresh],
-                    [m.sender_id for m in fresh],
-                    [m.sender_device for m in fresh],
-                    [m.recipient_id for m in fresh],
-                    [m.band_id for m in fresh],
-                    [m.ts for m in fresh],
+                    [m.id for m in by_id],
+                    [m.sender_id for m in by_id],
+                    [m.sender_device for m in by_id],
+                    [m.recipient_id for m in by_id],
+                    [m.band_id for m in by_id],
+                    [m.ts for m in by_id],
+                    [m.relates_type for m in by_id],
+                    [m.relates_to for m in by_id],
                 )
                 inserted = {str(r["id"]) for r in inserted_rows}
                 new = [m for m in fresh if m.id in inserted]
@@ -233,7 +190,7 @@ class MessageStore:
                     rows = await conn.fetch(
                         SELECT_MESSAGES, [m.id for m in fresh if m.id not in inserted]
                     )
-                    existing = {str(r["id"]): _message(r) for r in rows}
+                    existing = {str(r["id"]): message_of(r) for r in rows}
                 copies = await self._number_and_insert(conn, new)
         except asyncpg.ForeignKeyViolationError:
             raise MissingUser from None
@@ -291,6 +248,8 @@ class MessageStore:
                         ciphertext=c.ciphertext,
                         nonce=c.nonce,
                         ts=m.ts,
+                        relates_type=m.relates_type,
+                        relates_to=m.relates_to,
                     )
                 )
             out[m.id] = stored_copies
@@ -306,12 +265,21 @@ class MessageStore:
             [c.ciphertext for c in flat],
             [c.nonce for c in flat],
             [c.ts for c in flat],
+            [c.relates_type for c in flat],
+            [c.relates_to for c in flat],
         )
         return out
 
-    async def copies_after(self, user_id: str, after_seq: int, limit: int) -> list[StoredCopy]:
-        rows = await self._pool.fetch(SELECT_COPIES_AFTER, user_id, after_seq, limit)
-        return [_copy(r) for r in rows]
+    async def copies_after(
+        self, user_id: str, after_seq: int, limit: int, max_bytes: int
+    ) -> tuple[list[StoredCopy], bool]:
+        """The user's copies with ``seq > after_seq`` in order: at most ``limit`` of them and
+        at most ``max_bytes`` of ciphertext (but always the first), and whether more follow.
+        Bodies beyond the page are never read."""
+        rows = await self._pool.fetch(
+            SELECT_COPIES_AFTER_BOUNDED, user_id, after_seq, limit, max_bytes
+        )
+        return [copy_of(r) for r in rows], bool(rows) and bool(rows[0]["more"])
 
     async def conversation_before(
         self, user_id: str, conversation_id: str, before_seq: int | None, limit: int
@@ -322,7 +290,13 @@ class MessageStore:
         rows = await self._pool.fetch(
             SELECT_CONVERSATION_BEFORE, user_id, conversation_id, before, limit
         )
-        return [_copy(r) for r in rows]
+        return [copy_of(r) for r in rows]
+
+    async def latest_edits(self, user_id: str, message_ids: list[str]) -> dict[str, StoredCopy]:
+        """The user's copy of the latest edit of each of ``message_ids`` that has one."""
+        rows = await self._pool.fetch(SELECT_LATEST_EDITS, user_id, message_ids)
+        edits = [copy_of(r) for r in rows]
+        return {cast("str", e.relates_to): e for e in edits}
 
     async def conversations(
         self, user_id: str, before_seq: int | None, limit: int
@@ -339,7 +313,7 @@ class MessageStore:
         unread = {str(r["conversation_id"]): int(r["unread"]) for r in unread_rows}
         out = []
         for row in last_rows:
-            last = _copy(row)
+            last = copy_of(row)
             out.append(
                 ConversationSummary(
                     last.conversation_id, last.band_id, last, unread.get(last.conversation_id, 0)

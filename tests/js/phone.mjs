@@ -13,7 +13,11 @@
 //     "deadlineMs": 15000,                 // the whole run, connect included
 //     "steps": [
 //       {"do": "send", "to": "<userId>", "text": "...", "id": "<uuid, optional>"},
+//       {"do": "burst", "to": "<userId>", "count": 200, "prefix": "take"},  // all at once
+//       {"do": "edit", "to": "<userId>", "replaces": "<messageId>", "text": "...", "id": "<uuid, optional>"},
+//       {"do": "delete", "id": "<messageId>"},
 //       {"do": "receive", "count": 1, "timeoutMs": 5000},
+//       {"do": "receiveDeleted", "count": 1, "timeoutMs": 5000},
 //       {"do": "sync", "after": 0, "limit": 100},
 //       {"do": "awaitTransport", "name": "websocket", "timeoutMs": 5000}
 //     ]
@@ -158,6 +162,11 @@ function main(job) {
 
   const inbox = new Inbox();
   socket.on("message:new", (message) => inbox.push(message));
+  const deletions = new Inbox();
+  socket.on("message:deleted", (deleted) => deletions.push(deleted));
+
+  // Sync items with no ciphertext (a deleted message, a tombstone) have nothing to open.
+  const openItem = (message) => (message.ciphertext === undefined ? null : decrypt(message));
 
   socket.on("disconnect", (reason) => {
     if (finished) return;
@@ -202,6 +211,52 @@ function main(job) {
         });
         emit({ event: "ack", do: "send", id, ack });
         if (!ack?.ok) throw new Error(`message:send refused: ${JSON.stringify(ack)}`);
+      } else if (step.do === "burst") {
+        // An outbox flushing: every send leaves before the first ack comes back.
+        const ids = [];
+        const pending = [];
+        for (let i = 0; i < step.count; i += 1) {
+          const nonce = nacl.randomBytes(nacl.box.nonceLength);
+          const text = `${step.prefix ?? "burst"} ${i}`;
+          const box = nacl.box(utf8.encode(text), nonce, peerKey(step.to), secretKey);
+          const id = randomUUID();
+          ids.push(id);
+          pending.push(
+            socket.timeout(step.timeoutMs ?? 10000).emitWithAck("message:send", {
+              id,
+              to: step.to,
+              ciphertext: toB64(box),
+              nonce: toB64(nonce),
+            }),
+          );
+        }
+        const acks = await Promise.all(pending);
+        emit({ event: "burst", ids, acks });
+        const refused = acks.filter((ack) => !ack?.ok);
+        if (refused.length) throw new Error(`message:send refused: ${JSON.stringify(refused[0])}`);
+      } else if (step.do === "edit") {
+        const nonce = nacl.randomBytes(nacl.box.nonceLength);
+        const box = nacl.box(utf8.encode(step.text), nonce, peerKey(step.to), secretKey);
+        const id = step.id ?? randomUUID();
+        const ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("message:edit", {
+          id,
+          replaces: step.replaces,
+          ciphertext: toB64(box),
+          nonce: toB64(nonce),
+        });
+        emit({ event: "ack", do: "edit", id, ack });
+        if (!ack?.ok) throw new Error(`message:edit refused: ${JSON.stringify(ack)}`);
+      } else if (step.do === "delete") {
+        const ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("message:delete", {
+          id: step.id,
+        });
+        emit({ event: "ack", do: "delete", id: step.id, ack });
+        if (!ack?.ok) throw new Error(`message:delete refused: ${JSON.stringify(ack)}`);
+      } else if (step.do === "receiveDeleted") {
+        for (let i = 0; i < (step.count ?? 1); i += 1) {
+          const deleted = await deletions.next(step.timeoutMs ?? 5000, "message:deleted");
+          emit({ event: "message:deleted", deleted });
+        }
       } else if (step.do === "receive") {
         for (let i = 0; i < (step.count ?? 1); i += 1) {
           const message = await inbox.next(step.timeoutMs ?? 5000, "message:new");
@@ -215,7 +270,7 @@ function main(job) {
           emit({ event: "sync", request, ack });
           throw new Error(`message:sync refused: ${JSON.stringify(ack)}`);
         }
-        emit({ event: "sync", request, ack, plaintexts: ack.messages.map(decrypt) });
+        emit({ event: "sync", request, ack, plaintexts: ack.messages.map(openItem) });
       } else if (step.do === "awaitTransport") {
         const engine = socket.io.engine;
         if (engine.transport.name !== step.name) {
