@@ -43,10 +43,11 @@ Amount = Annotated[int, Field(gt=0, le=MAX_PAYMENT_AMOUNT)]
 
 
 class PayBody(Body):
-    """Money in integer minor units (1250 = 12.50 EUR): a float is refused, not rounded."""
+    """Money in integer minor units (1250 = 12.50 EUR): a float is refused, not rounded.
+    Without ``amount``, the gig's whole outstanding amount; with it, a part of it."""
 
     gigId: Uuid
-    amount: Amount
+    amount: Amount | None = None
     currency: Currency
 
 

@@ -10,21 +10,23 @@ from typing import get_args
 
 import pytest
 
-from hub.errors import Conflict, InvalidPayload
+from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.payments.gateways_braintree import minor_units_to_decimal
 from hub.payments.rules import (
     GatewayFact,
     PaymentStatus,
-    check_payable,
     checked_shares,
     equal_split,
     idempotency_verdict,
     next_status,
+    outstanding,
+    payment_amount,
     payment_fields,
     request_fingerprint,
     split_is_stale,
     transition,
 )
+from storage.sql.payments import GigMoney
 from storage.sql.payments_idempotency import IdempotencyRow
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -117,14 +119,38 @@ def test_a_fingerprint_changes_with_everything_asked_and_nothing_else() -> None:
     assert base not in others and len(set(others)) == len(others)
 
 
-def test_a_payable_gig_goes_ahead_and_is_paid_in_its_currency() -> None:
-    check_payable("confirmed", "EUR", "EUR")
-    check_payable("played", "JPY", "JPY")
-    with pytest.raises(Conflict, match="cancelled"):
-        check_payable("cancelled", "EUR", "EUR")
+def money(status: str = "confirmed", fee: int = 1000, paid: int = 0, pending: int = 0) -> GigMoney:
+    return GigMoney(status, fee, "EUR", paid, pending)
+
+
+def test_outstanding_is_the_fee_less_what_succeeded_and_what_is_pending() -> None:
+    assert outstanding(1000, 300, 200) == 500
+    assert outstanding(1000, 1000, 0) == 0
+    assert outstanding(1000, 900, 300) == 0  # never negative (a fee lowered after paying)
+
+
+def test_the_hub_decides_the_amount_and_refuses_what_is_not_owed() -> None:
+    assert payment_amount(money(), None, "EUR") == 1000
+    assert payment_amount(money(paid=300, pending=200), None, "EUR") == 500
+    assert payment_amount(money(paid=300), 700, "EUR") == 700
+    assert payment_amount(money("played", paid=999), 1, "EUR") == 1
+    refused = [
+        (money(paid=300), 701),  # more than outstanding
+        (money(fee=0), None),  # no fee
+        (money(paid=1000), None),  # fully paid
+        (money(paid=600, pending=400), 1),  # fully paid or pending
+        (money("cancelled"), None),
+    ]
+    for gig, requested in refused:
+        with pytest.raises(Conflict) as refusal:
+            payment_amount(gig, requested, "EUR")
+        left = outstanding(gig.fee, gig.paid, gig.pending)
+        assert refusal.value.details == {"outstanding": left}, (gig, requested)
     with pytest.raises(Conflict) as wrong:
-        check_payable("confirmed", "EUR", "USD")
+        payment_amount(money(), None, "USD")
     assert wrong.value.details == {"currency": "EUR"}
+    with pytest.raises(NotFound):
+        payment_amount(None, None, "EUR")
 
 
 def test_an_equal_split_hands_the_remainder_out_by_user_id() -> None:

@@ -33,7 +33,7 @@ from hub.payments.splits import SplitService
 from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, PaymentUpdated, SplitView
 from storage.sql.bands import BandRecord, BandRow, MemberRow
 from storage.sql.gigs import GigDetails, GigRow
-from storage.sql.payments import NewPayment, PaymentRow, WebhookOutcome
+from storage.sql.payments import AmountRule, GigMoney, NewPayment, PaymentRow, WebhookOutcome
 from storage.sql.payments_idempotency import IdempotencyRow, LostClaim
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -101,10 +101,26 @@ class MemoryLedger:
         self.payments: dict[str, PaymentRow] = {}
         self.events: set[tuple[str, str]] = set()
 
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
+    gig: GigRow | None = None  # the gig whose money amount_for sees
+
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        money = None
+        if self.gig is not None and self.gig.id == payment.gig_id:
+            mine = [p for p in self.payments.values() if p.gig_id == payment.gig_id]
+            money = GigMoney(
+                self.gig.status,
+                self.gig.details.fee_amount,
+                self.gig.details.currency,
+                sum(p.amount - p.refunded_amount for p in mine if p.status == "succeeded"),
+                sum(p.amount for p in mine if p.status == "pending"),
+            )
+        amount = amount_for(money)
         self.idempotency.link(payment.user_id, key, owner, payment.id)
         row = PaymentRow(
             **dataclasses.asdict(payment),
+            amount=amount,
             status="pending",
             transaction_id=None,
             failure_reason=None,
@@ -222,6 +238,7 @@ class Gigs:
             0,
         )
         self.band = band_record()
+        self.covered: list[str] = []  # gigs the service asked to settle
 
     async def access_gig(self, user_id: str, gig_id: str) -> tuple[GigRow, BandRecord, str]:
         role = self.band.role_of(user_id)
@@ -231,6 +248,9 @@ class Gigs:
 
     async def get(self, band_id: str) -> BandRecord | None:
         return self.band if band_id == BAND else None
+
+    async def mark_paid_if_covered(self, gig_id: str, band: BandRecord) -> None:
+        self.covered.append(gig_id)
 
 
 class Deliveries:
@@ -300,6 +320,7 @@ def world(gigs: Gigs | None = None) -> World:
     idempotency = MemoryIdempotency()
     ledger = MemoryLedger(idempotency)
     gigs = gigs or Gigs()
+    ledger.gig = gigs.gig
     stripe = FakeGateway("stripe", "stripe", ChargeResult("pi_1", "pending", "pi_1_secret"))
     paypal = FakeGateway("paypal", "braintree", ChargeResult("sale_1", "succeeded"))
     fanout = Deliveries()
@@ -472,6 +493,24 @@ async def test_a_cancelled_gig_or_another_currency_is_refused() -> None:
     assert currency.value.details == {"currency": "EUR"}
 
 
+async def test_the_hub_decides_the_amount_from_what_is_outstanding() -> None:
+    w = world(Gigs(fee=1000))
+    part = await w.service.pay(MEMBER, "k1", "stripe", PaymentRequest(GIG, 400, "EUR"))
+    assert part.status == 201 and part.body["payment"]["amount"] == 400
+    rest = await w.service.pay(ADMIN, "k2", "stripe", PaymentRequest(GIG, None, "EUR"))
+    assert rest.status == 201 and rest.body["payment"]["amount"] == 600  # pending counts
+    with pytest.raises(Conflict) as nothing_left:
+        await w.service.pay(OWNER, "k3", "stripe", PaymentRequest(GIG, None, "EUR"))
+    assert nothing_left.value.details == {"outstanding": 0}
+    assert ("u-owner", "k3") not in w.idempotency.rows  # a refusal keeps no key
+
+
+async def test_a_success_asks_the_gigs_to_settle_the_gig() -> None:
+    w = world()
+    await w.service.pay(OWNER, "k", "paypal", PaymentRequest(GIG, None, "EUR", "n"))
+    assert w.gigs.covered == [GIG]
+
+
 async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
     """A dead owner's record (stale, with its pending row): the retry charges that row, and
     the gateway is told it may have seen it (Braintree then looks its sale up)."""
@@ -480,7 +519,7 @@ async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
     fingerprint = request_fingerprint("paypal", payment_fields(GIG, 250, "EUR", "n"))
     await w.idempotency.claim(MEMBER, "k", fingerprint, "dead", 0)
     await w.ledger.create_pending(
-        NewPayment("p-dead", GIG, BAND, MEMBER, 250, "EUR", "paypal", 0), "k", "dead"
+        NewPayment("p-dead", GIG, BAND, MEMBER, "EUR", "paypal", 0), "k", "dead", lambda _: 250
     )
     answer = await w.service.pay(MEMBER, "k", "paypal", request)
     assert answer.body["payment"]["id"] == "p-dead" and len(w.ledger.payments) == 1

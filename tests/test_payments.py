@@ -127,7 +127,9 @@ async def pay(
     currency: str = "EUR",
     nonce: str = VALID_NONCE,
 ) -> tuple[int, Any]:
-    body: dict[str, Any] = {"gigId": gig_id, "amount": amount, "currency": currency}
+    body: dict[str, Any] = {"gigId": gig_id, "currency": currency}
+    if amount is not None:
+        body["amount"] = amount  # without one: the whole outstanding amount
     if method == "paypal":
         body["paymentMethodNonce"] = nonce
     headers = {} if key is None else {"Idempotency-Key": key}

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
 from storage.sql.bands import BandRecord
 from storage.sql.gigs import GigRow
-from storage.sql.payments import NewPayment, PaymentRow, WebhookOutcome
+from storage.sql.payments import AmountRule, NewPayment, PaymentRow, WebhookOutcome
 from storage.sql.payments_idempotency import IdempotencyRow
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -114,8 +114,11 @@ class IdempotencyRecords(Protocol):
 
 
 class Ledger(Protocol):
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
-        """Raises ``LostClaim`` (writing nothing) if the idempotency record is not ours."""
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        """Decides the amount with ``amount_for`` under the gig's lock; raises ``LostClaim``
+        (writing nothing) if the idempotency record is not ours."""
 
     async def payment(self, payment_id: str) -> PaymentRow | None: ...
 
@@ -165,6 +168,9 @@ class GigAccess(Protocol):
     async def access_gig(self, user_id: str, gig_id: str) -> tuple[GigRow, BandRecord, str]:
         """The gig, its band and the user's role; ``not_found`` unless they are a member
         (``hub.bands.gigs.GigService``)."""
+
+    async def mark_paid_if_covered(self, gig_id: str, band: BandRecord) -> None:
+        """Move a ``played`` gig to ``paid`` when its succeeded payments cover the fee."""
 
 
 class BandRecords(Protocol):

@@ -41,7 +41,7 @@ from hub.payments.rules import (
     TRANSITIONS,
     PaymentMethod,
     PaymentStatus,
-    check_payable,
+    payment_amount,
     payment_fields,
     request_fingerprint,
     transition,
@@ -74,7 +74,7 @@ class PaymentRequest:
     """A payment as the app asks for it; ``nonce`` for the methods that sell with one."""
 
     gig_id: str
-    amount: int
+    amount: int | None  # None: the whole outstanding amount
     currency: str
     nonce: str | None = None
 
@@ -186,20 +186,19 @@ class PaymentService:
             if existing is not None:
                 return existing
         gig, _, _ = await self._gigs.access_gig(user_id, request.gig_id)
-        check_payable(gig.status, gig.details.currency, request.currency)
         return await self._ledger.create_pending(
             NewPayment(
                 id=str(uuid.uuid4()),
                 gig_id=gig.id,
                 band_id=gig.band_id,
                 user_id=user_id,
-                amount=request.amount,
                 currency=request.currency,
                 method=method,
                 created_at=self._clock(),
             ),
             record.key,
             owner,
+            lambda money: payment_amount(money, request.amount, request.currency),
         )
 
     async def _record_charge(self, payment: PaymentRow, result: ChargeResult) -> PaymentRow:
@@ -225,6 +224,19 @@ class PaymentService:
         if moved is not None:
             await self._announce(moved)
         return moved or await self._ledger.payment(payment.id) or payment
+
+    async def _settle_gig(self, payment: PaymentRow) -> None:
+        """A ``played`` gig whose fee the succeeded payments now cover moves to ``paid``, as
+        a manual move would (``gig:updated``). Committed money is never undone by a failed
+        gig move: it is logged, and the next payment event tries again."""
+        if payment.status != "succeeded":
+            return
+        try:
+            band = await self._bands.get(payment.band_id)
+            if band is not None:
+                await self._gigs.mark_paid_if_covered(payment.gig_id, band)
+        except Exception:
+            log.warning("gig %s not moved to paid", payment.gig_id, exc_info=True)
 
     async def _failed(
         self, payment: PaymentRow, exc: PaymentFailed | GatewayRefused | GatewayUnavailable
@@ -274,8 +286,13 @@ class PaymentService:
         return webhook_ack(outcome.duplicate)
 
     async def _announce(self, payment: PaymentRow) -> None:
-        """``payment:updated`` to the band's owner and admins, and to the payer. The change is
-        committed already: a failed push is logged, never undone."""
+        """``payment:updated`` to the band's owner and admins, and to the payer; then the gig
+        is settled if the payment paid it. The change is committed already: a failed push is
+        logged, never undone."""
+        await self._push_payment(payment)
+        await self._settle_gig(payment)
+
+    async def _push_payment(self, payment: PaymentRow) -> None:
         try:
             band = await self._bands.get(payment.band_id)
             managers = {m.user_id for m in band.members if may_manage(m.role)} if band else set()

@@ -9,7 +9,7 @@ record (``storage.sql.payments_idempotency``) in the transaction that inserts it
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import asyncpg
@@ -32,18 +32,36 @@ class PaymentRow:
     failure_reason: str | None
     created_at: int
     updated_at: int
+    refunded_amount: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class NewPayment:
+    """A payment about to be written; its amount is decided under the gig's lock."""
+
     id: str
     gig_id: str
     band_id: str
     user_id: str
-    amount: int
     currency: str
     method: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class GigMoney:
+    """A gig's fee and what its payments add up to: ``paid`` is what succeeded less what went
+    back (refunds, disputes), ``pending`` what is not decided yet."""
+
+    gig_status: str
+    fee: int
+    currency: str
+    paid: int
+    pending: int
+
+
+# Decides a new payment's amount from the gig's money, or raises (writing nothing).
+AmountRule = Callable[[GigMoney | None], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +76,23 @@ class WebhookOutcome:
 
 PAYMENT_COLUMNS = (
     "id, gig_id, band_id, user_id, amount, currency, method, status, transaction_id, "
-    "failure_reason, created_at, updated_at"
+    "failure_reason, created_at, updated_at, refunded_amount"
 )
 INSERT_PAYMENT = f"""
 INSERT INTO payments (id, gig_id, band_id, user_id, amount, currency, method, status,
                       created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
 RETURNING {PAYMENT_COLUMNS}
+"""
+# The gig row is locked FOR UPDATE while a payment's amount is decided from what its payments
+# add up to, so two payments for one gig (any node) are decided one after the other.
+LOCK_GIG_FOR_PAYMENT = "SELECT status, fee_amount, currency FROM gigs WHERE id = $1 FOR UPDATE"
+SUM_GIG_PAYMENTS = """
+SELECT
+  COALESCE(SUM(amount - refunded_amount)
+           FILTER (WHERE status IN ('succeeded', 'partially_refunded')), 0) AS paid,
+  COALESCE(SUM(amount) FILTER (WHERE status = 'pending'), 0) AS pending
+FROM payments WHERE gig_id = $1
 """
 SELECT_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
 ATTACH_TRANSACTION = f"""
@@ -126,6 +154,19 @@ def _payment(row: asyncpg.Record) -> PaymentRow:
         failure_reason=row["failure_reason"],
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
+        refunded_amount=int(row["refunded_amount"]),
+    )
+
+
+def gig_money(gig: asyncpg.Record | None, sums: asyncpg.Record | None) -> GigMoney | None:
+    if gig is None or sums is None:
+        return None
+    return GigMoney(
+        gig_status=str(gig["status"]),
+        fee=int(gig["fee_amount"]),
+        currency=str(gig["currency"]),
+        paid=int(sums["paid"]),
+        pending=int(sums["pending"]),
     )
 
 
@@ -136,18 +177,25 @@ class PaymentStore:
 
     # The ledger
 
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
-        """Insert the pending row and tie it to the idempotency record in one transaction,
-        so a request that retakes the record finds this row instead of making another.
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        """Lock the gig, decide the amount from what its payments add up to (``amount_for``
+        may raise: nothing is written), insert the pending row and tie it to the idempotency
+        record, in one transaction: so a request that retakes the record finds this row, and
+        concurrent payments for one gig never add up to more than ``amount_for`` allows.
         Raises ``LostClaim`` (writing nothing) if the record is no longer ours."""
         async with self._pool.acquire() as conn, conn.transaction():
+            gig = await conn.fetchrow(LOCK_GIG_FOR_PAYMENT, payment.gig_id)
+            sums = await conn.fetchrow(SUM_GIG_PAYMENTS, payment.gig_id) if gig else None
+            amount = amount_for(gig_money(gig, sums))
             row = await conn.fetchrow(
                 INSERT_PAYMENT,
                 payment.id,
                 payment.gig_id,
                 payment.band_id,
                 payment.user_id,
-                payment.amount,
+                amount,
                 payment.currency,
                 payment.method,
                 payment.created_at,

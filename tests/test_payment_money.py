@@ -1,0 +1,109 @@
+# ruff: noqa: F811  (the fixtures of test_payments, imported by name)
+"""Money that adds up (issue 15), over the wire against the fake gateways: the hub decides
+every amount from what is outstanding on the gig, concurrent payments on two nodes never add
+up to more than the fee, and a played gig is paid by itself when its payments cover it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hub.bands.views import GigUpdatedEvent, GigView
+from tests.support import Account, Api, Phone
+from tests.test_payments import (  # noqa: F401  (fixtures)
+    fakes,
+    pay,
+    pay_hub,
+    pay_hubs,
+    seed_gig,
+)
+
+
+async def gig_money(api: Api, account: Account, gig_id: str) -> tuple[int, int]:
+    status, body = await api.request("GET", f"/api/gigs/{gig_id}", token=account.access_token)
+    assert status == 200, body
+    gig = GigView.model_validate(body)
+    assert gig.paidAmount is not None and gig.outstanding is not None
+    return gig.paidAmount, gig.outstanding
+
+
+async def test_a_partial_then_the_whole_outstanding_amount(pay_hub, test_env, fakes):
+    api = Api(pay_hub.url)
+    owner, drummer = await api.register_many("owner", "drummer")
+    _, gig_id = await seed_gig(test_env.database_url, owner, members=(drummer,), fee=5000)
+    assert await gig_money(api, drummer, gig_id) == (0, 5000)
+    status, body = await pay(api, drummer, gig_id, method="paypal", key="part", amount=1200)
+    assert status == 201 and body["payment"]["amount"] == 1200, body
+    assert await gig_money(api, owner, gig_id) == (1200, 3800)
+    status, body = await pay(api, owner, gig_id, key="rest", amount=None)  # Stripe: pending
+    assert status == 201 and body["payment"]["amount"] == 3800, body
+    assert await gig_money(api, owner, gig_id) == (1200, 0)  # pending counts
+    assert [s["amount"] for s in fakes.braintree.sales] == ["12.00"]
+    assert fakes.stripe.requests[0]["params"]["amount"] == "3800"
+
+
+async def test_overpaying_and_paying_a_paid_gig_are_refused(pay_hub, test_env, fakes):
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=2000)
+    status, body = await pay(api, owner, gig_id, method="paypal", key="too-much", amount=2001)
+    assert status == 409 and body["error"]["code"] == "conflict", body
+    assert body["error"]["details"] == {"outstanding": 2000}
+    status, body = await pay(api, owner, gig_id, method="paypal", key="all", amount=None)
+    assert status == 201 and body["payment"]["status"] == "succeeded", body
+    for key, amount in (("again", None), ("one-more-cent", 1)):
+        status, body = await pay(api, owner, gig_id, method="paypal", key=key, amount=amount)
+        assert status == 409 and body["error"]["details"] == {"outstanding": 0}, body
+    _, free_gig = await seed_gig(test_env.database_url, owner, fee=0)
+    status, body = await pay(api, owner, free_gig, key="free", amount=None)
+    assert status == 409 and body["error"]["details"] == {"outstanding": 0}, body
+    _, cancelled = await seed_gig(test_env.database_url, owner, status="cancelled")
+    status, body = await pay(api, owner, cancelled, key="cancelled", amount=None)
+    assert status == 409 and body["error"]["details"] == {"outstanding": 120_000}, body
+    assert len(fakes.braintree.sales) == 1 and fakes.stripe.requests == []
+    # A refused request keeps no key: the same key pays once there is something to pay.
+    status, body = await pay(api, owner, gig_id, method="paypal", key="too-much", amount=2001)
+    assert status == 409
+
+
+async def test_concurrent_payments_on_two_nodes_never_exceed_the_fee(pay_hubs, test_env, fakes):
+    node_a, node_b = pay_hubs
+    api_a, api_b = Api(node_a.url), Api(node_b.url)
+    members = await api_a.register_many(*(f"member{i}" for i in range(8)))
+    _, gig_id = await seed_gig(test_env.database_url, members[0], members=members[1:], fee=3000)
+    answers = await asyncio.gather(
+        *(
+            pay(api_a if i % 2 else api_b, member, gig_id, key=f"k{i}", amount=1000)
+            for i, member in enumerate(members)
+        )
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201, 201, 201, 409, 409, 409, 409, 409], answers
+    assert sum(b["payment"]["amount"] for s, b in answers if s == 201) == 3000
+    assert all(b["error"]["details"] == {"outstanding": 0} for s, b in answers if s == 409)
+    assert fakes.stripe.created == 3
+    assert await gig_money(api_a, members[0], gig_id) == (0, 0)
+
+
+async def test_a_played_gig_is_paid_when_its_payments_cover_the_fee(pay_hubs, test_env, fakes):
+    node_a, node_b = pay_hubs
+    api = Api(node_a.url)
+    owner, singer = await api.register_many("owner", "singer")
+    _, gig_id = await seed_gig(
+        test_env.database_url, owner, members=(singer,), fee=3000, status="played"
+    )
+    phone = await Phone(singer).connect(node_b.url)
+    try:
+        status, _ = await pay(api, owner, gig_id, method="paypal", key="a", amount=1000)
+        assert status == 201
+        status, body = await api.request("GET", f"/api/gigs/{gig_id}", token=owner.access_token)
+        assert body["status"] == "played"
+        status, _ = await pay(api, singer, gig_id, method="paypal", key="b", amount=None)
+        assert status == 201
+        pushed: Any = await phone.next("gig:updated")
+        event = GigUpdatedEvent.model_validate(pushed)
+        assert (event.gig.id, event.gig.status, event.change) == (gig_id, "paid", "status_changed")
+        status, body = await api.request("GET", f"/api/gigs/{gig_id}", token=owner.access_token)
+        assert (body["status"], body["paidAmount"], body["outstanding"]) == ("paid", 3000, 0)
+    finally:
+        await phone.close()
