@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from hub.bands.views import GigUpdatedEvent, GigView
 from tests.support import Account, Api, Phone
 from tests.test_payments import (  # noqa: F401  (fixtures)
@@ -107,3 +109,66 @@ async def test_a_played_gig_is_paid_when_its_payments_cover_the_fee(pay_hubs, te
         assert (body["status"], body["paidAmount"], body["outstanding"]) == ("paid", 3000, 0)
     finally:
         await phone.close()
+
+
+# The right currency
+
+
+async def test_jpy_and_kwd_gigs_are_sold_through_their_merchant_accounts(pay_hub, test_env, fakes):
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, yen_gig = await seed_gig(test_env.database_url, owner, fee=50_000, currency="JPY")
+    _, dinar_gig = await seed_gig(test_env.database_url, owner, fee=12_345, currency="KWD")
+    status, yen = await pay(
+        api, owner, yen_gig, method="paypal", key="yen", amount=None, currency="JPY"
+    )
+    assert status == 201 and yen["payment"]["status"] == "succeeded", yen
+    status, dinar = await pay(
+        api, owner, dinar_gig, method="paypal", key="dinar", amount=None, currency="KWD"
+    )
+    assert status == 201 and dinar["payment"]["status"] == "succeeded", dinar
+    assert [(s["merchant_account_id"], s["amount"]) for s in fakes.braintree.sales] == [
+        ("band_jpy", "50000"),
+        ("band_kwd", "12.345"),
+    ]
+    assert {t["currency"] for t in fakes.braintree.transactions.values()} == {"JPY", "KWD"}
+
+
+async def test_a_currency_without_a_merchant_account_is_refused_before_any_row(
+    pay_hub, test_env, fakes
+):
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, currency="GBP")
+    status, body = await pay(api, owner, gig_id, method="paypal", key="gbp", currency="GBP")
+    assert status == 422 and body["error"]["code"] == "currency_not_supported", body
+    assert body["error"]["details"] == {
+        "currency": "GBP",
+        "currencies": ["EUR", "JPY", "KWD", "USD"],
+    }
+    assert fakes.braintree.sales == []
+    conn = await asyncpg.connect(test_env.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM payments") == 0
+        assert await conn.fetchval("SELECT count(*) FROM payment_idempotency") == 0
+    finally:
+        await conn.close()
+    status, body = await pay(api, owner, gig_id, key="gbp", currency="GBP")  # Stripe takes it
+    assert status == 201, body
+
+
+async def test_a_sale_in_another_currency_is_voided_and_fails(pay_hub, test_env, fakes):
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=50_000, currency="JPY")
+    fakes.braintree.charge_in = "EUR"  # the account charges in EUR at Braintree
+    status, body = await pay(api, owner, gig_id, method="paypal", key="wrong", currency="JPY")
+    assert status == 502 and body["error"]["code"] == "gateway_error", body
+    payment = body["error"]["details"]["payment"]
+    assert payment["status"] == "failed" and payment["transactionId"] in fakes.braintree.voided
+    assert [t["status"] for t in fakes.braintree.transactions.values()] == ["voided"]
+    assert await gig_money(api, owner, gig_id) == (0, 50_000)  # nothing counts as paid
+    assert await pay(api, owner, gig_id, method="paypal", key="wrong", currency="JPY") == (
+        status,
+        body,
+    )

@@ -211,6 +211,8 @@ def test_a_split_is_stale_once_the_fee_or_its_currency_moves() -> None:
         (5, "EUR", "0.05"),
         (1250, "JPY", "1250"),
         (1250, "KWD", "1.250"),
+        (50_005, "BHD", "50.005"),
+        (50_000, "JPY", "50000"),
         (99_999_999, "USD", "999999.99"),
     ],
 )

@@ -16,6 +16,7 @@ import pytest
 
 from hub.errors import (
     Conflict,
+    CurrencyNotSupported,
     Forbidden,
     GatewayUnavailable,
     IdempotencyInProgress,
@@ -284,6 +285,10 @@ class FakeGateway:
     def name(self) -> GatewayName:
         return self._name
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return ("EUR", "JPY") if self._method == "stripe" else ("EUR",)
+
     async def client_config(self) -> ClientConfig:
         return ClientConfig(publishable_key="pk_fake" if self._method == "stripe" else None)
 
@@ -489,8 +494,17 @@ async def test_a_cancelled_gig_or_another_currency_is_refused() -> None:
         await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR"))
     w = world()
     with pytest.raises(Conflict) as currency:
-        await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 250, "USD", "n"))
+        await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "JPY"))
     assert currency.value.details == {"currency": "EUR"}
+
+
+async def test_a_currency_the_method_cannot_take_is_refused_before_anything_is_kept() -> None:
+    w = world()
+    with pytest.raises(CurrencyNotSupported) as refused:
+        await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 250, "JPY", "n"))
+    assert refused.value.http_status == 422 and refused.value.code == "currency_not_supported"
+    assert refused.value.details == {"currency": "JPY", "currencies": ["EUR"]}
+    assert w.ledger.payments == {} and w.idempotency.rows == {} and w.paypal.charges == []
 
 
 async def test_the_hub_decides_the_amount_from_what_is_outstanding() -> None:
@@ -530,7 +544,10 @@ async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
 async def test_methods_and_unconfigured_methods() -> None:
     w = world()
     assert MethodsView.model_validate(await w.service.methods()).model_dump(exclude_none=True) == {
-        "methods": [{"method": "stripe", "publishableKey": "pk_fake"}, {"method": "paypal"}]
+        "methods": [
+            {"method": "stripe", "currencies": ["EUR", "JPY"], "publishableKey": "pk_fake"},
+            {"method": "paypal", "currencies": ["EUR"]},
+        ]
     }
     bare = PaymentService(
         ledger=w.ledger,

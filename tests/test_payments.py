@@ -205,6 +205,7 @@ async def test_paypal_payment_is_a_braintree_sale_submitted_for_settlement(
     [sale] = fakes.braintree.sales
     assert sale == {
         "amount": "12.50",
+        "merchant_account_id": "band_eur",
         "nonce": VALID_NONCE,
         "order_id": payment.id,
         "type": "sale",
@@ -218,12 +219,17 @@ async def test_methods_list_what_the_hub_is_configured_for(pay_hub, hub_node):
     user = await api.register("someone")
     status, body = await api.request("GET", "/api/payments/methods", token=user.access_token)
     assert status == 200, body
-    assert MethodsView.model_validate(body).model_dump(exclude_none=True) == {
-        "methods": [
-            {"method": "stripe", "publishableKey": "pk_test_hubfake"},
-            {"method": "paypal", "clientToken": "fake-client-token"},
-        ]
-    }
+    methods = MethodsView.model_validate(body).model_dump(exclude_none=True)["methods"]
+    stripe_currencies = methods[0].pop("currencies")
+    assert {"EUR", "USD", "JPY", "KWD", "BHD"} <= set(stripe_currencies)
+    assert methods == [
+        {"method": "stripe", "publishableKey": "pk_test_hubfake"},
+        {
+            "method": "paypal",
+            "currencies": ["EUR", "JPY", "KWD", "USD"],  # those with a merchant account
+            "clientToken": "fake-client-token",
+        },
+    ]
     bare = Api(hub_node.url)  # no gateway configured
     user = await bare.register("someone")
     status, body = await bare.request("GET", "/api/payments/methods", token=user.access_token)

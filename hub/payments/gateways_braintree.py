@@ -87,6 +87,12 @@ class BraintreePayments:
             )
         )
         self._threads = ThreadPoolExecutor(BRAINTREE_THREADS, thread_name_prefix="braintree")
+        self._accounts = dict(config.merchant_accounts)
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """Those with a merchant account: Braintree charges in the account's currency."""
+        return tuple(sorted(self._accounts))
 
     @property
     def method(self) -> PaymentMethod:
@@ -103,18 +109,26 @@ class BraintreePayments:
     async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
         """The sale for this ledger row: the one a resumed request's dead owner made, if
         Braintree has it, else a new one."""
-        sale = await self._find_sale(charge.payment_id) if resumed else None
+        sale = await self._find_sale(charge) if resumed else None
         return sale or await self._sell(charge)
 
     async def _sell(self, charge: ChargeRequest) -> ChargeResult:
+        account = self._accounts.get(charge.currency)
+        if account is None:  # the service refuses these before any row: never reached
+            raise GatewayRefused(
+                f"no Braintree merchant account for {charge.currency}",
+                details={"gateway": "paypal"},
+            )
         params = {
             "amount": minor_units_to_decimal(charge.amount, charge.currency),
+            "merchant_account_id": account,
             "payment_method_nonce": charge.nonce,
             "order_id": charge.payment_id,
             "options": {"submit_for_settlement": True},
         }
         result = await self._call(self._gateway.transaction.sale, params)
         if result.is_success:
+            await self._check_sale(result.transaction, charge)
             return _sale_result(result.transaction)
         transaction = getattr(result, "transaction", None)
         details: dict[str, Any] = {"gateway": "paypal", "reason": str(result.message)}
@@ -125,13 +139,44 @@ class BraintreePayments:
             )
         raise PaymentFailed("PayPal declined the payment", details=details)
 
-    async def _find_sale(self, payment_id: str) -> ChargeResult | None:
-        search = braintree.TransactionSearch.order_id == payment_id
+    async def _find_sale(self, charge: ChargeRequest) -> ChargeResult | None:
+        search = braintree.TransactionSearch.order_id == charge.payment_id
         found = await self._call(self._gateway.transaction.search, search)
         if not found.ids:
             return None
         transaction = await self._call(self._gateway.transaction.find, found.ids[0])
+        await self._check_sale(transaction, charge)
         return _sale_result(transaction)
+
+    async def _check_sale(self, transaction: Any, charge: ChargeRequest) -> None:
+        """The sale is in the currency and for the amount asked, or it is voided and the
+        payment fails with ``gateway_error``: a sale in the merchant account's currency
+        instead of the gig's would take the wrong money."""
+        expected = Decimal(minor_units_to_decimal(charge.amount, charge.currency))
+        currency = str(getattr(transaction, "currency_iso_code", "") or "")
+        amount = Decimal(str(getattr(transaction, "amount", "") or "NaN"))
+        if currency == charge.currency and amount == expected:
+            return
+        transaction_id = str(transaction.id)
+        log.warning(
+            "Braintree sold %s %s for a payment of %s %s: voiding it",
+            amount,
+            currency,
+            expected,
+            charge.currency,
+        )
+        try:
+            await self._call(self._gateway.transaction.void, transaction_id)
+        except (GatewayRefused, GatewayUnavailable):
+            log.error("Braintree sale %s could not be voided: void it by hand", transaction_id)
+        raise GatewayRefused(
+            "PayPal (Braintree) charged another currency or amount than asked; the sale was voided",
+            details={
+                "gateway": "paypal",
+                "transactionId": transaction_id,
+                "reason": f"charged {amount} {currency}, asked {expected} {charge.currency}",
+            },
+        )
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         if signature is None:

@@ -30,6 +30,20 @@ STRIPE_EVENT_FACTS: dict[str, GatewayFact] = {
 }
 
 
+# The currencies Stripe charges in (its presentment currencies, as ISO 4217 codes).
+STRIPE_CURRENCIES = tuple(
+    sorted(
+        """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD
+        BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CVE CZK DJF DKK DOP DZD EGP ETB EUR FJD FKP
+        GBP GEL GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR ISK JMD JOD JPY KES KGS KHR
+        KMF KRW KWD KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MUR MVR MWK MXN
+        MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+        SAR SBD SCR SEK SGD SHP SLE SOS SRD STD SZL THB TJS TND TOP TRY TTD TWD TZS UAH UGX
+        USD UYU UZS VND VUV WST XAF XCD XOF XPF YER ZAR ZMW""".split()
+    )
+)
+
+
 class StripePayments:
     """PaymentIntents through ``stripe.StripeClient`` on aiohttp, with our idempotency key."""
 
@@ -51,6 +65,10 @@ class StripePayments:
     @property
     def name(self) -> GatewayName:
         return "stripe"
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return STRIPE_CURRENCIES
 
     async def client_config(self) -> ClientConfig:
         return ClientConfig(publishable_key=self._publishable_key or None)

@@ -80,6 +80,10 @@ class PaymentGateway(Protocol):
     def name(self) -> GatewayName:
         """The gateway itself (``stripe``, ``braintree``): how its webhook events are kept."""
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The ISO 4217 currencies this gateway can charge, as the app is told them."""
+
     async def client_config(self) -> ClientConfig: ...
 
     async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:

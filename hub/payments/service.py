@@ -25,7 +25,13 @@ from pydantic_core import PydanticCustomError
 
 from hub.bands.service import may_manage
 from hub.clock import Clock
-from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
+from hub.errors import (
+    CurrencyNotSupported,
+    GatewayRefused,
+    GatewayUnavailable,
+    InvalidPayload,
+    PaymentFailed,
+)
 from hub.fanout import Delivery, Fanout
 from hub.payments.idempotency import IdempotentRequests, PaymentAnswer
 from hub.payments.ports import (
@@ -121,9 +127,10 @@ class PaymentService:
         offered: list[dict[str, Any]] = []
         for method, gateway in self._gateways.items():
             try:
-                offered.append(method_view(method, await gateway.client_config()))
+                config = await gateway.client_config()
+                offered.append(method_view(method, gateway.currencies, config))
             except GATEWAY_ERRORS as exc:
-                offered.append(method_view(method, None, error=exc.as_error()))
+                offered.append(method_view(method, gateway.currencies, None, error=exc.as_error()))
         return methods_view(offered)
 
     # Paying
@@ -133,6 +140,12 @@ class PaymentService:
     ) -> PaymentAnswer:
         """Charge the gig's fee share once per (user, key) through ``method``'s gateway."""
         gateway = self._gateway(method, details={"method": method})
+        if request.currency not in gateway.currencies:
+            # Refused before the key is claimed or any row written.
+            raise CurrencyNotSupported(
+                f"{GATEWAY_LABELS[method]} cannot take {request.currency} on this hub",
+                details={"currency": request.currency, "currencies": list(gateway.currencies)},
+            )
         fingerprint = request_fingerprint(
             method, payment_fields(request.gig_id, request.amount, request.currency, request.nonce)
         )

@@ -88,6 +88,7 @@ def ledger_page(page: Page[PaymentRow]) -> dict[str, Any]:
 
 class MethodView(View):
     method: PaymentMethod
+    currencies: list[str] = Field(description="the currencies this method can take")
     publishableKey: str | None = None
     clientToken: str | None = Field(default=None, description="Braintree Drop-in token")
     error: dict[str, Any] | None = Field(
@@ -96,11 +97,14 @@ class MethodView(View):
 
 
 def method_view(
-    method: PaymentMethod, config: ClientConfig | None, error: dict[str, Any] | None = None
+    method: PaymentMethod,
+    currencies: tuple[str, ...],
+    config: ClientConfig | None,
+    error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A configured method with what the app needs; with ``error`` (and a null
-    ``clientToken``) when its gateway did not answer for it."""
-    entry: dict[str, Any] = {"method": method}
+    """A configured method with the currencies it takes and what the app needs; with
+    ``error`` (and a null ``clientToken``) when its gateway did not answer for it."""
+    entry: dict[str, Any] = {"method": method, "currencies": list(currencies)}
     if error is not None:
         entry["clientToken"] = None
         entry["error"] = error

@@ -302,6 +302,12 @@ class PaymentSettings:
             "`sandbox`",
             "`sandbox`, `production`, or an `http://host:port` base URL (a local fake in tests)",
         ),
+        (
+            "`BRAINTREE_MERCHANT_ACCOUNTS`",
+            "unset",
+            "the Braintree merchant account per currency, `EUR:band_eur,USD:band_usd`; a PayPal "
+            "payment in a currency without one is refused (422 `currency_not_supported`)",
+        ),
     )
 
     stripe: StripeConfig | None = None

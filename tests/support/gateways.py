@@ -178,6 +178,15 @@ def signed_stripe_webhook(
     return payload.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
+# The fake's merchant accounts and the currency each charges in (what the hub is told).
+BRAINTREE_ACCOUNT_CURRENCIES = (
+    ("band_eur", "EUR"),
+    ("band_usd", "USD"),
+    ("band_jpy", "JPY"),
+    ("band_kwd", "KWD"),
+)
+
+
 class FakeBraintree:
     """``/merchants/{id}/…`` as Braintree's XML API answers the calls the hub makes: sales,
     client tokens, the order-id search and a transaction by id."""
@@ -189,9 +198,16 @@ class FakeBraintree:
         self.fail_with: int | None = None
         self.hold: Hold | None = None
         self.held: list[Hold] = []
+        self.voided: list[str] = []
+        # Braintree charges in the merchant account's currency; a sale without an account
+        # goes to the default one (EUR here). ``charge_in`` forces a currency (a wrong
+        # account setup at Braintree).
+        self.account_currencies = dict(BRAINTREE_ACCOUNT_CURRENCIES)
+        self.charge_in: str | None = None
         base = f"/merchants/{BRAINTREE_MERCHANT_ID}"
         self._routes = [
             web.post(base + "/transactions", self.sale),
+            web.put(base + "/transactions/{transaction_id}/void", self.void),
             web.post(base + "/transactions/advanced_search_ids", self.search_ids),
             web.get(base + "/transactions/{transaction_id}", self.find),
             web.post(base + "/client_token", self.client_token),
@@ -227,6 +243,9 @@ class FakeBraintree:
             "type": root.findtext("type"),
             "submit_for_settlement": root.findtext("options/submit_for_settlement"),
         }
+        account = root.findtext("merchant_account_id")
+        if account is not None:
+            sale["merchant_account_id"] = account
         self.sales.append(sale)
         transaction = {
             "id": uuid.uuid4().hex[:8],
@@ -234,6 +253,7 @@ class FakeBraintree:
             "order_id": sale["order_id"] or "",
             "status": "submitted_for_settlement",
             "processor_response_text": "Approved",
+            "currency": self.charge_in or self.account_currencies.get(account or "", "EUR"),
         }
         if sale["nonce"] == DECLINED_NONCE:
             transaction["status"] = "processor_declined"
@@ -252,6 +272,16 @@ class FakeBraintree:
                 status=422,
             )
         return self._xml(self._transaction_xml(transaction), status=201)
+
+    async def void(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401)
+        transaction = self.transactions.get(request.match_info["transaction_id"])
+        if transaction is None:
+            return web.Response(status=404)
+        transaction["status"] = "voided"
+        self.voided.append(transaction["id"])
+        return self._xml(self._transaction_xml(transaction))
 
     async def search_ids(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -289,7 +319,7 @@ class FakeBraintree:
             f"<order-id>{escape(t['order_id'])}</order-id>"
             f"<processor-response-text>{escape(t['processor_response_text'])}"
             "</processor-response-text>"
-            "<currency-iso-code>EUR</currency-iso-code>"
+            f"<currency-iso-code>{escape(t['currency'])}</currency-iso-code>"
             "</transaction>"
         )
 
@@ -350,4 +380,7 @@ class FakeGateways:
             "BRAINTREE_PUBLIC_KEY": BRAINTREE_PUBLIC_KEY,
             "BRAINTREE_PRIVATE_KEY": BRAINTREE_PRIVATE_KEY,
             "BRAINTREE_ENVIRONMENT": self.url,
+            "BRAINTREE_MERCHANT_ACCOUNTS": ",".join(
+                f"{currency}:{account}" for account, currency in BRAINTREE_ACCOUNT_CURRENCIES
+            ),
         }
