@@ -6,17 +6,23 @@ up to more than the fee, and a played gig is paid by itself when its payments co
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest_asyncio
 
 from hub.bands.views import GigUpdatedEvent, GigView
-from tests.support import Account, Api, Phone
+from hub.payments.views import PaymentUncertain, PaymentUpdated
+from tests.support import Account, Api, HubNode, Phone, start_hub_node
+from tests.support.gateways import FakeGateways, Hold
 from tests.test_payments import (  # noqa: F401  (fixtures)
     fakes,
     pay,
     pay_hub,
     pay_hubs,
+    post_stripe_event,
     seed_gig,
 )
 
@@ -172,3 +178,80 @@ async def test_a_sale_in_another_currency_is_voided_and_fails(pay_hub, test_env,
         status,
         body,
     )
+
+
+# Uncertain outcomes
+
+
+@pytest_asyncio.fixture
+async def reconciling_hub(
+    test_env: Any, fakes: FakeGateways, tmp_path: Path
+) -> AsyncIterator[HubNode]:
+    env = test_env.hub_env(
+        **fakes.hub_env(),
+        PAYMENT_GATEWAY_TIMEOUT_SECONDS="1",
+        PAYMENT_IDEMPOTENCY_STALE_SECONDS="2",
+        PAYMENT_RECONCILE_SECONDS="1",
+    )
+    node = await start_hub_node(env, tmp_path / "r", "node-r")
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+async def test_a_braintree_timeout_after_a_settled_sale_ends_succeeded_by_the_reconciler(
+    reconciling_hub, test_env, fakes
+):
+    api = Api(reconciling_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=2000)
+    phone = await Phone(owner).connect(reconciling_hub.url)
+    try:
+        fakes.braintree.hold = hold = Hold()  # the sale is made, its answer never comes
+        status, body = await pay(api, owner, gig_id, method="paypal", key="slow", amount=None)
+        assert status == 202, body
+        PaymentUncertain.model_validate(body)
+        assert body["payment"]["status"] == "pending" and body["retryable"] is False
+        [transaction] = fakes.braintree.transactions.values()
+        transaction["status"] = "settled"
+        hold.release.set()
+        assert await pay(api, owner, gig_id, method="paypal", key="slow", amount=None) == (
+            status,
+            body,
+        )
+        while True:
+            pushed = PaymentUpdated.model_validate(await phone.next("payment:updated", 10))
+            if pushed.payment.status != "pending":
+                break
+        assert (pushed.payment.id, pushed.payment.status) == (body["payment"]["id"], "succeeded")
+        assert pushed.payment.transactionId == transaction["id"]
+        assert len(fakes.braintree.sales) == 1 and fakes.braintree.searches >= 1
+        assert await gig_money(api, owner, gig_id) == (2000, 0)
+    finally:
+        await phone.close()
+
+
+async def test_a_stripe_5xx_after_the_intent_was_made_is_found_by_its_payment_id(
+    reconciling_hub, test_env, fakes
+):
+    api = Api(reconciling_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=2000)
+    phone = await Phone(owner).connect(reconciling_hub.url)
+    try:
+        fakes.stripe.fail_after_create = True
+        status, body = await pay(api, owner, gig_id, key="stripe-5xx", amount=None)
+        assert status == 202 and body["payment"]["transactionId"] is None, body
+        [intent] = fakes.stripe.intents.values()
+        pushed = PaymentUpdated.model_validate(await phone.next("payment:updated", 10))
+        assert pushed.payment.id == body["payment"]["id"]
+        assert (pushed.payment.status, pushed.payment.transactionId) == ("pending", intent["id"])
+        assert fakes.stripe.searches >= 1 and fakes.stripe.created == 1
+        # Found and still pending: Stripe's webhook settles it from here, as any other.
+        status, _ = await post_stripe_event(reconciling_hub, fakes.stripe.succeeded(intent["id"]))
+        assert status == 200
+        pushed = PaymentUpdated.model_validate(await phone.next("payment:updated", 10))
+        assert pushed.payment.status == "succeeded"
+    finally:
+        await phone.close()

@@ -27,11 +27,24 @@ from hub.errors import (
 )
 from hub.fanout import Delivery
 from hub.payments.idempotency import IdempotentRequests, PaymentAnswer
-from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.payments.ports import (
+    ChargeRequest,
+    ChargeResult,
+    ClientConfig,
+    GatewayEvent,
+    OutcomeUnknown,
+)
 from hub.payments.rules import GatewayName, PaymentMethod, payment_fields, request_fingerprint
 from hub.payments.service import PaymentRequest, PaymentService
 from hub.payments.splits import SplitService
-from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, PaymentUpdated, SplitView
+from hub.payments.views import (
+    LedgerPage,
+    MethodsView,
+    PaymentCreated,
+    PaymentUncertain,
+    PaymentUpdated,
+    SplitView,
+)
 from storage.sql.bands import BandRecord, BandRow, MemberRow
 from storage.sql.gigs import GigDetails, GigRow
 from storage.sql.payments import AmountRule, GigMoney, NewPayment, PaymentRow, WebhookOutcome
@@ -101,6 +114,7 @@ class MemoryLedger:
         self.idempotency = idempotency
         self.payments: dict[str, PaymentRow] = {}
         self.events: set[tuple[str, str]] = set()
+        self.uncertain: set[str] = set()
 
     gig: GigRow | None = None  # the gig whose money amount_for sees
 
@@ -133,6 +147,21 @@ class MemoryLedger:
     async def payment(self, payment_id: str) -> PaymentRow | None:
         return self.payments.get(payment_id)
 
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None:
+        row = self.payments[payment_id]
+        if row.status != "pending":
+            return None
+        self.uncertain.add(payment_id)
+        return row
+
+    async def clear_uncertain(self, payment_id: str) -> None:
+        self.uncertain.discard(payment_id)
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]:
+        return [self.payments[p] for p in sorted(self.uncertain)][:limit]
+
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int
     ) -> PaymentRow | None:
@@ -157,6 +186,7 @@ class MemoryLedger:
         row = self.payments[payment_id]
         if row.status not in allowed_from:
             return None
+        self.uncertain.discard(payment_id)
         self.payments[payment_id] = dataclasses.replace(
             row,
             status=status,
@@ -276,6 +306,9 @@ class FakeGateway:
         self.result = result
         self.failure: Exception | None = None
         self.charges: list[tuple[ChargeRequest, bool]] = []
+        self.found: ChargeResult | None = None  # what look_up finds
+        self.look_up_failure: Exception | None = None
+        self.looked_up: list[str] = []
 
     @property
     def method(self) -> PaymentMethod:
@@ -297,6 +330,12 @@ class FakeGateway:
         if self.failure is not None:
             raise self.failure
         return self.result
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        self.looked_up.append(payment.id)
+        if self.look_up_failure is not None:
+            raise self.look_up_failure
+        return self.found
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         if signature != "good":
@@ -523,6 +562,46 @@ async def test_a_success_asks_the_gigs_to_settle_the_gig() -> None:
     w = world()
     await w.service.pay(OWNER, "k", "paypal", PaymentRequest(GIG, None, "EUR", "n"))
     assert w.gigs.covered == [GIG]
+
+
+async def test_an_unanswered_charge_stays_pending_and_the_reconciler_settles_it() -> None:
+    w = world()
+    w.paypal.failure = OutcomeUnknown("ReadTimeoutError")
+    request = PaymentRequest(GIG, 250, "EUR", "n")
+    answer = await w.service.pay(MEMBER, "k", "paypal", request)
+    assert answer.status == 202 and answer.body["retryable"] is False
+    PaymentUncertain.model_validate(answer.body)
+    payment_id = answer.body["payment"]["id"]
+    assert answer.body["payment"]["status"] == "pending"
+    assert await w.service.pay(MEMBER, "k", "paypal", request) == answer  # the key keeps it
+    assert len(w.paypal.charges) == 1
+    w.paypal.look_up_failure = GatewayUnavailable("no answer")
+    assert await w.service.reconcile_once() == 0  # still unknown: asked again next round
+    assert w.ledger.payments[payment_id].status == "pending" and w.ledger.uncertain
+    w.paypal.look_up_failure = None
+    w.paypal.found = ChargeResult("sale_9", "succeeded")
+    assert await w.service.reconcile_once() == 1
+    row = w.ledger.payments[payment_id]
+    assert (row.status, row.transaction_id) == ("succeeded", "sale_9")
+    assert not w.ledger.uncertain and await w.service.reconcile_once() == 0
+    assert [d.payload["payment"]["status"] for d in w.fanout.sent if d.user_id == MEMBER] == [
+        "succeeded"
+    ]
+
+
+async def test_the_reconciler_fails_only_what_the_gateway_proves_was_not_charged() -> None:
+    w = world()
+    w.stripe.failure = OutcomeUnknown("APIError")
+    never = await w.service.pay(MEMBER, "k1", "stripe", PaymentRequest(GIG, 100, "EUR"))
+    declined = await w.service.pay(MEMBER, "k2", "stripe", PaymentRequest(GIG, 100, "EUR"))
+    w.stripe.found = None  # the search finds no PaymentIntent for the first
+    w.ledger.uncertain.discard(declined.body["payment"]["id"])
+    assert await w.service.reconcile_once() == 1
+    assert w.ledger.payments[never.body["payment"]["id"]].status == "failed"
+    w.ledger.uncertain.add(declined.body["payment"]["id"])
+    w.stripe.look_up_failure = PaymentFailed("canceled", details={"gateway": "stripe"})
+    assert await w.service.reconcile_once() == 1
+    assert w.ledger.payments[declined.body["payment"]["id"]].status == "failed"
 
 
 async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:

@@ -29,9 +29,16 @@ import braintree.exceptions.http
 from braintree.exceptions.braintree_error import BraintreeError
 
 from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
-from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.payments.ports import (
+    ChargeRequest,
+    ChargeResult,
+    ClientConfig,
+    GatewayEvent,
+    OutcomeUnknown,
+)
 from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
 from hub.settings import BraintreeConfig
+from storage.sql.payments import PaymentRow
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +133,9 @@ class BraintreePayments:
             "order_id": charge.payment_id,
             "options": {"submit_for_settlement": True},
         }
-        result = await self._call(self._gateway.transaction.sale, params)
+        result = await self._call(self._gateway.transaction.sale, params, charging=True)
         if result.is_success:
-            await self._check_sale(result.transaction, charge)
+            await self._check_sale(result.transaction, charge.amount, charge.currency)
             return _sale_result(result.transaction)
         transaction = getattr(result, "transaction", None)
         details: dict[str, Any] = {"gateway": "paypal", "reason": str(result.message)}
@@ -140,22 +147,30 @@ class BraintreePayments:
         raise PaymentFailed("PayPal declined the payment", details=details)
 
     async def _find_sale(self, charge: ChargeRequest) -> ChargeResult | None:
-        search = braintree.TransactionSearch.order_id == charge.payment_id
+        return await self._sale_of(charge.payment_id, charge.amount, charge.currency)
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        """The sale with the payment's id as its order id: None only when Braintree's search
+        says there is none (the sale was never created)."""
+        return await self._sale_of(payment.id, payment.amount, payment.currency)
+
+    async def _sale_of(self, order_id: str, amount: int, currency: str) -> ChargeResult | None:
+        search = braintree.TransactionSearch.order_id == order_id
         found = await self._call(self._gateway.transaction.search, search)
         if not found.ids:
             return None
         transaction = await self._call(self._gateway.transaction.find, found.ids[0])
-        await self._check_sale(transaction, charge)
+        await self._check_sale(transaction, amount, currency)
         return _sale_result(transaction)
 
-    async def _check_sale(self, transaction: Any, charge: ChargeRequest) -> None:
+    async def _check_sale(self, transaction: Any, asked: int, asked_currency: str) -> None:
         """The sale is in the currency and for the amount asked, or it is voided and the
         payment fails with ``gateway_error``: a sale in the merchant account's currency
         instead of the gig's would take the wrong money."""
-        expected = Decimal(minor_units_to_decimal(charge.amount, charge.currency))
+        expected = Decimal(minor_units_to_decimal(asked, asked_currency))
         currency = str(getattr(transaction, "currency_iso_code", "") or "")
         amount = Decimal(str(getattr(transaction, "amount", "") or "NaN"))
-        if currency == charge.currency and amount == expected:
+        if currency == asked_currency and amount == expected:
             return
         transaction_id = str(transaction.id)
         log.warning(
@@ -163,7 +178,7 @@ class BraintreePayments:
             amount,
             currency,
             expected,
-            charge.currency,
+            asked_currency,
         )
         try:
             await self._call(self._gateway.transaction.void, transaction_id)
@@ -174,7 +189,7 @@ class BraintreePayments:
             details={
                 "gateway": "paypal",
                 "transactionId": transaction_id,
-                "reason": f"charged {amount} {currency}, asked {expected} {charge.currency}",
+                "reason": f"charged {amount} {currency}, asked {expected} {asked_currency}",
             },
         )
 
@@ -216,21 +231,18 @@ class BraintreePayments:
     async def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def _call(self, operation: Any, *args: Any) -> Any:
-        """One library call in a worker thread, its failures as the hub's gateway errors."""
+    async def _call(self, operation: Any, *args: Any, charging: bool = False) -> Any:
+        """One library call in a worker thread, its failures as the hub's gateway errors. A
+        ``charging`` call that may have reached Braintree without an answer (a read timeout,
+        a reset connection, a 5xx) raises ``OutcomeUnknown``; one that surely did not (a
+        refused connection, a connect timeout, 429) is ``GatewayUnavailable``."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._threads, functools.partial(operation, *args))
-        except (
-            braintree.exceptions.ServiceUnavailableError,
-            braintree.exceptions.ServerError,
-            braintree.exceptions.GatewayTimeoutError,
-            braintree.exceptions.RequestTimeoutError,
-            braintree.exceptions.TooManyRequestsError,
-            braintree.exceptions.http.ConnectionError,
-            braintree.exceptions.http.TimeoutError,
-        ) as exc:
+        except BRAINTREE_NO_ANSWER as exc:
             log.warning("Braintree did not answer: %s", type(exc).__name__)
+            if charging and not braintree_never_sent(exc):
+                raise OutcomeUnknown(type(exc).__name__) from None
             raise GatewayUnavailable(
                 "PayPal (Braintree) did not answer; the payment was not made. Try again with "
                 "a new Idempotency-Key.",
@@ -241,6 +253,32 @@ class BraintreePayments:
             raise GatewayRefused(
                 "PayPal (Braintree) refused the payment request", details={"gateway": "paypal"}
             ) from None
+
+
+BRAINTREE_NO_ANSWER = (
+    braintree.exceptions.ServiceUnavailableError,
+    braintree.exceptions.ServerError,
+    braintree.exceptions.GatewayTimeoutError,
+    braintree.exceptions.RequestTimeoutError,
+    braintree.exceptions.TooManyRequestsError,
+    braintree.exceptions.http.ConnectionError,
+    braintree.exceptions.http.TimeoutError,
+)
+
+
+def braintree_never_sent(exc: BaseException) -> bool:
+    """Whether a failed call surely never reached Braintree: the connection was refused or
+    never made (connect timeout), or Braintree turned it away unprocessed (429)."""
+    if isinstance(
+        exc,
+        braintree.exceptions.TooManyRequestsError
+        | braintree.exceptions.http.timeout_error.ConnectTimeoutError,
+    ):
+        return True
+    if isinstance(exc, braintree.exceptions.http.ConnectionError):
+        text = repr(exc.args)
+        return "NewConnectionError" in text or "Connection refused" in text
+    return False
 
 
 def _sale_result(transaction: Any) -> ChargeResult:

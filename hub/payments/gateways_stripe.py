@@ -17,9 +17,16 @@ import logging
 import stripe
 
 from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
-from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.payments.ports import (
+    ChargeRequest,
+    ChargeResult,
+    ClientConfig,
+    GatewayEvent,
+    OutcomeUnknown,
+)
 from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
 from hub.settings import StripeConfig
+from storage.sql.payments import PaymentRow
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +102,14 @@ class StripePayments:
                 exc.user_message or "the card was declined",
                 details={"gateway": "stripe", "reason": exc.code or "card_declined"},
             ) from None
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+        except (stripe.APIConnectionError, stripe.APIError) as exc:
             _log_stripe("did not answer", exc)
-            raise GatewayUnavailable(
-                "Stripe did not answer; the payment was not made. Try again with a new "
-                "Idempotency-Key.",
-                details={"gateway": "stripe"},
-            ) from None
+            if not stripe_never_sent(exc):
+                raise OutcomeUnknown(type(exc).__name__) from None
+            raise _unavailable() from None
+        except stripe.RateLimitError as exc:
+            _log_stripe("did not answer", exc)
+            raise _unavailable() from None
         except stripe.StripeError as exc:
             _log_stripe("refused the request", exc)
             raise GatewayRefused(
@@ -110,6 +118,33 @@ class StripePayments:
         if not intent.client_secret:
             raise GatewayRefused(
                 "Stripe answered without a client secret", details={"gateway": "stripe"}
+            )
+        return ChargeResult(intent.id, "pending", client_secret=intent.client_secret)
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        """The PaymentIntent by its id, or by ``metadata.paymentId`` when its id was never
+        heard: None only when Stripe's search finds none."""
+        try:
+            if payment.transaction_id is not None:
+                intent = await self._client.v1.payment_intents.retrieve_async(
+                    payment.transaction_id
+                )
+            else:
+                found = await self._client.v1.payment_intents.search_async(
+                    params={"query": f"metadata['paymentId']:'{payment.id}'", "limit": 1}
+                )
+                if not found.data:
+                    return None
+                intent = found.data[0]
+        except stripe.StripeError as exc:
+            _log_stripe("did not answer a look-up", exc)
+            raise _unavailable() from None
+        if intent.status == "succeeded":
+            return ChargeResult(intent.id, "succeeded", client_secret=intent.client_secret)
+        if intent.status == "canceled":
+            raise PaymentFailed(
+                "the PaymentIntent was canceled",
+                details={"gateway": "stripe", "reason": "canceled", "transactionId": intent.id},
             )
         return ChargeResult(intent.id, "pending", client_secret=intent.client_secret)
 
@@ -150,6 +185,21 @@ class StripePayments:
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
+
+
+def _unavailable() -> GatewayUnavailable:
+    return GatewayUnavailable(
+        "Stripe did not answer; the payment was not made. Try again with a new Idempotency-Key.",
+        details={"gateway": "stripe"},
+    )
+
+
+def stripe_never_sent(exc: stripe.StripeError) -> bool:
+    """Whether a failed call surely never reached Stripe: the connection was never made."""
+    if not isinstance(exc, stripe.APIConnectionError):
+        return False
+    text = str(exc)
+    return "Cannot connect to host" in text or "Connection refused" in text
 
 
 def _log_stripe(what: str, exc: stripe.StripeError) -> None:

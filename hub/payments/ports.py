@@ -67,6 +67,15 @@ class GatewayEvent:
     reason: str | None = None
 
 
+class OutcomeUnknown(Exception):
+    """A charge may have reached the gateway without an answer (a timeout, a connection reset
+    after sending, a 5xx): the payment stays ``pending`` until the reconciler asks."""
+
+    def __init__(self, what: str, transaction_id: str | None = None) -> None:
+        super().__init__(what)
+        self.transaction_id = transaction_id
+
+
 class PaymentGateway(Protocol):
     """A payment gateway behind one method. Every call that reaches the gateway raises only
     the hub's three gateway answers: ``PaymentFailed`` (declined), ``GatewayRefused`` (it
@@ -88,7 +97,13 @@ class PaymentGateway(Protocol):
 
     async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
         """Charge once. ``resumed``: an earlier request for this ledger row may have reached
-        the gateway before its node died; the charge must not be made a second time."""
+        the gateway before its node died; the charge must not be made a second time. Raises
+        ``OutcomeUnknown`` when the charge may have been made without an answer."""
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        """What the gateway made of a charge whose answer was lost: its result, None when the
+        gateway proves there is none, ``PaymentFailed`` for a charge it declined; any other
+        gateway error means "ask again later"."""
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         """The event in a webhook, or ``InvalidPayload`` unless ``signature`` is the gateway's
@@ -125,6 +140,14 @@ class Ledger(Protocol):
         (writing nothing) if the idempotency record is not ours."""
 
     async def payment(self, payment_id: str) -> PaymentRow | None: ...
+
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None: ...
+
+    async def clear_uncertain(self, payment_id: str) -> None: ...
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]: ...
 
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int
@@ -166,6 +189,11 @@ class Ledger(Protocol):
         before: tuple[int, str] | None,
         limit: int,
     ) -> list[PaymentRow]: ...
+
+
+class Lease(Protocol):
+    async def take(self, ttl_ms: int) -> bool:
+        """True when this node now holds the lease for ``ttl_ms`` (one node at a time)."""
 
 
 class GigAccess(Protocol):

@@ -15,6 +15,7 @@ row is ``failed`` and the answer is kept for the key: a new attempt takes a new 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -40,7 +41,9 @@ from hub.payments.ports import (
     ChargeResult,
     GigAccess,
     IdempotencyRecords,
+    Lease,
     Ledger,
+    OutcomeUnknown,
     PaymentGateway,
 )
 from hub.payments.rules import (
@@ -58,6 +61,7 @@ from hub.payments.views import (
     method_view,
     methods_view,
     payment_created,
+    payment_uncertain,
     payment_updated,
     payment_view,
     webhook_ack,
@@ -73,6 +77,7 @@ GATEWAY_ERRORS = (PaymentFailed, GatewayRefused, GatewayUnavailable)
 # How the hub names a method's gateway when it is not configured.
 GATEWAY_LABELS: Mapping[PaymentMethod, str] = {"stripe": "Stripe", "paypal": "PayPal (Braintree)"}
 MAX_LEDGER_CREATED_AT = 2**63 - 1  # bigint
+RECONCILE_BATCH = 100  # payments asked about per round
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,8 @@ class PaymentService:
         gateway_timeout_seconds: int,
         idempotency_stale_seconds: int,
         idempotency_wait_seconds: int,
+        reconcile_lease: Lease | None = None,
+        reconcile_seconds: int = 60,
     ) -> None:
         if idempotency_stale_seconds <= gateway_timeout_seconds:
             # A record may be retaken only once its owner's gateway call has surely ended.
@@ -113,6 +120,8 @@ class PaymentService:
         self._gateways = {gateway.method: gateway for gateway in gateways}
         self._fanout = fanout
         self._clock = clock
+        self._reconcile_lease = reconcile_lease
+        self._reconcile_seconds = reconcile_seconds
         self._once = IdempotentRequests(
             records=idempotency,
             clock=clock,
@@ -159,6 +168,8 @@ class PaymentService:
                 )
             except GATEWAY_ERRORS as exc:
                 return await self._failed(payment, exc)
+            except OutcomeUnknown as unknown:
+                return await self._uncertain(payment, unknown)
             current = await self._record_charge(payment, result)
             return PaymentAnswer(201, payment_created(current, result.client_secret))
 
@@ -271,6 +282,65 @@ class PaymentService:
         error = exc.as_error()
         error["details"] = {**(exc.details or {}), "payment": payment_view(current)}
         return PaymentAnswer(exc.http_status, {"error": error})
+
+    async def _uncertain(self, payment: PaymentRow, unknown: OutcomeUnknown) -> PaymentAnswer:
+        """The gateway may have charged without answering: the row stays ``pending`` for the
+        reconciler, and the answer (kept for the key) says not to pay again."""
+        log.warning("payment %s: outcome unknown (%s), left to the reconciler", payment.id, unknown)
+        marked = await self._ledger.mark_uncertain(
+            payment.id, unknown.transaction_id, self._clock()
+        )
+        current = marked or await self._ledger.payment(payment.id) or payment
+        return PaymentAnswer(202, payment_uncertain(current))
+
+    # Reconciling what the gateways did not answer
+
+    async def run_reconciler(self) -> None:
+        """Until cancelled: at start-up and every ``PAYMENT_RECONCILE_SECONDS``, on whichever
+        node takes the round's lease, settle the payments the gateways did not answer."""
+        while True:
+            try:
+                lease = self._reconcile_lease
+                if lease is None or await lease.take(self._reconcile_seconds * 1000):
+                    await self.reconcile_once()
+            except Exception:
+                log.warning("payment reconciliation failed; will retry", exc_info=True)
+            await asyncio.sleep(self._reconcile_seconds)
+
+    async def reconcile_once(self, limit: int = RECONCILE_BATCH) -> int:
+        """Ask the gateway about every payment whose charge went unanswered and settle it:
+        succeeded, failed (only on an answer proving nothing was charged), or still pending
+        (asked again next time). How many were settled."""
+        settled = 0
+        for payment in await self._ledger.uncertain_payments(limit):
+            gateway = self._gateways.get(payment.method)  # type: ignore[call-overload]
+            if gateway is None:
+                continue
+            try:
+                found = await gateway.look_up(payment)
+            except PaymentFailed as exc:
+                await self._failed(payment, exc)
+                settled += 1
+                continue
+            except (GatewayRefused, GatewayUnavailable):
+                log.warning("payment %s: the gateway did not say; asking again later", payment.id)
+                continue
+            settled += await self._settle_found(payment, found)
+        return settled
+
+    async def _settle_found(self, payment: PaymentRow, found: ChargeResult | None) -> int:
+        if found is None:
+            await self._failed(
+                payment,
+                PaymentFailed(
+                    "the gateway has no such payment: nothing was charged",
+                    details={"gateway": payment.method},
+                ),
+            )
+            return 1
+        await self._record_charge(payment, found)
+        await self._ledger.clear_uncertain(payment.id)
+        return 1
 
     # Webhooks
 

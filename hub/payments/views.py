@@ -66,6 +66,18 @@ def payment_created(payment: PaymentRow, client_secret: str | None) -> dict[str,
     return answer
 
 
+class PaymentUncertain(View):
+    """202: the gateway may have charged without answering. The hub finds out by itself
+    (``payment:updated`` follows); do not pay again."""
+
+    payment: PaymentView
+    retryable: bool = Field(description="always false: do not pay again")
+
+
+def payment_uncertain(payment: PaymentRow) -> dict[str, Any]:
+    return {"payment": payment_view(payment), "retryable": False}
+
+
 @pushed("payment:updated")
 class PaymentUpdated(View):
     """``payment:updated``, pushed to the band's owner and admins and to the payer."""

@@ -328,6 +328,13 @@ class PaymentSettings:
         "how long a concurrent retry waits for the first request's answer before a retryable 409",
         minimum=1,
     )
+    reconcile_seconds: int = setting(
+        "PAYMENT_RECONCILE_SECONDS",
+        60,
+        "how often (and at start-up) one node asks the gateways about payments whose charge "
+        "went unanswered (timeout, reset, 5xx) and settles them",
+        minimum=1,
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PaymentSettings:

@@ -105,9 +105,22 @@ RETURNING {PAYMENT_COLUMNS}
 MOVE_PAYMENT_STATUS = f"""
 UPDATE payments
 SET status = $2, transaction_id = COALESCE(transaction_id, $4), failure_reason = $5,
-    updated_at = $6
+    updated_at = $6, uncertain_since = NULL
 WHERE id = $1 AND status = ANY($3::text[])
 RETURNING {PAYMENT_COLUMNS}
+"""
+# A pending payment whose gateway call ended without an answer: the reconciler's to settle.
+MARK_UNCERTAIN = f"""
+UPDATE payments
+SET uncertain_since = COALESCE(uncertain_since, $3), transaction_id = COALESCE(transaction_id, $2),
+    updated_at = $3
+WHERE id = $1 AND status = 'pending'
+RETURNING {PAYMENT_COLUMNS}
+"""
+CLEAR_UNCERTAIN = "UPDATE payments SET uncertain_since = NULL WHERE id = $1"
+SELECT_UNCERTAIN = f"""
+SELECT {PAYMENT_COLUMNS} FROM payments WHERE uncertain_since IS NOT NULL
+ORDER BY uncertain_since LIMIT $1
 """
 INSERT_WEBHOOK_EVENT_IF_NEW = """
 INSERT INTO payment_webhook_events (gateway, event_id, kind, received_at)
@@ -211,6 +224,20 @@ class PaymentStore:
     async def payment(self, payment_id: str) -> PaymentRow | None:
         row = await self._pool.fetchrow(SELECT_PAYMENT, payment_id)
         return None if row is None else _payment(row)
+
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None:
+        """The pending row, now waiting for the reconciler; None if it is no longer pending."""
+        row = await self._pool.fetchrow(MARK_UNCERTAIN, payment_id, transaction_id, now)
+        return None if row is None else _payment(row)
+
+    async def clear_uncertain(self, payment_id: str) -> None:
+        await self._pool.execute(CLEAR_UNCERTAIN, payment_id)
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]:
+        """The payments whose outcome the gateway has not told, oldest first."""
+        return [_payment(r) for r in await self._pool.fetch(SELECT_UNCERTAIN, limit)]
 
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int

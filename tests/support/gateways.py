@@ -66,12 +66,48 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.answers_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         self.fail_with: int | None = None  # 500: api_error; 402: card_error
+        # 500 after creating the PaymentIntent: Stripe did the work, the answer is an error.
+        self.fail_after_create = False
+        self.searches = 0
         self.delay = 0.0
         self.hold: Hold | None = None
         self.held: list[Hold] = []
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/payment_intents", self.create_payment_intent)]
+        return [
+            web.post("/v1/payment_intents", self.create_payment_intent),
+            web.get("/v1/payment_intents/search", self.search_payment_intents),
+            web.get("/v1/payment_intents/{intent_id}", self.retrieve_payment_intent),
+        ]
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {STRIPE_SECRET_KEY}"
+
+    async def search_payment_intents(self, request: web.Request) -> web.Response:
+        """Only the query the hub makes: ``metadata['paymentId']:'<id>'``."""
+        if not self._authorized(request):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=401)
+        self.searches += 1
+        query = request.query.get("query", "")
+        prefix = "metadata['paymentId']:'"
+        if not (query.startswith(prefix) and query.endswith("'")):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=400)
+        wanted = query[len(prefix) : -1]
+        data = [i for i in self.intents.values() if i["metadata"].get("paymentId") == wanted]
+        return web.json_response(
+            {"object": "search_result", "data": data, "has_more": False, "url": request.path}
+        )
+
+    async def retrieve_payment_intent(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=401)
+        intent = self.intents.get(request.match_info["intent_id"])
+        if intent is None:
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "code": "resource_missing"}},
+                status=404,
+            )
+        return web.json_response(intent)
 
     async def create_payment_intent(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {STRIPE_SECRET_KEY}":
@@ -86,6 +122,8 @@ class FakeStripe:
             status, body = self.answers_by_key[key]
             return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
         status, body = self._answer(params)
+        if self.fail_after_create:
+            status, body = 500, {"error": {"type": "api_error", "message": "An error occurred"}}
         if key is not None:
             self.answers_by_key[key] = (status, body)
         hold, self.hold = self.hold, None
