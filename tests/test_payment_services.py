@@ -576,14 +576,14 @@ async def test_an_unanswered_charge_stays_pending_and_the_reconciler_settles_it(
     assert await w.service.pay(MEMBER, "k", "paypal", request) == answer  # the key keeps it
     assert len(w.paypal.charges) == 1
     w.paypal.look_up_failure = GatewayUnavailable("no answer")
-    assert await w.service.reconcile_once() == 0  # still unknown: asked again next round
+    assert await w.service.reconciler.reconcile_once() == 0  # still unknown: asked again next round
     assert w.ledger.payments[payment_id].status == "pending" and w.ledger.uncertain
     w.paypal.look_up_failure = None
     w.paypal.found = ChargeResult("sale_9", "succeeded")
-    assert await w.service.reconcile_once() == 1
+    assert await w.service.reconciler.reconcile_once() == 1
     row = w.ledger.payments[payment_id]
     assert (row.status, row.transaction_id) == ("succeeded", "sale_9")
-    assert not w.ledger.uncertain and await w.service.reconcile_once() == 0
+    assert not w.ledger.uncertain and await w.service.reconciler.reconcile_once() == 0
     assert [d.payload["payment"]["status"] for d in w.fanout.sent if d.user_id == MEMBER] == [
         "succeeded"
     ]
@@ -596,11 +596,11 @@ async def test_the_reconciler_fails_only_what_the_gateway_proves_was_not_charged
     declined = await w.service.pay(MEMBER, "k2", "stripe", PaymentRequest(GIG, 100, "EUR"))
     w.stripe.found = None  # the search finds no PaymentIntent for the first
     w.ledger.uncertain.discard(declined.body["payment"]["id"])
-    assert await w.service.reconcile_once() == 1
+    assert await w.service.reconciler.reconcile_once() == 1
     assert w.ledger.payments[never.body["payment"]["id"]].status == "failed"
     w.ledger.uncertain.add(declined.body["payment"]["id"])
     w.stripe.look_up_failure = PaymentFailed("canceled", details={"gateway": "stripe"})
-    assert await w.service.reconcile_once() == 1
+    assert await w.service.reconciler.reconcile_once() == 1
     assert w.ledger.payments[declined.body["payment"]["id"]].status == "failed"
 
 

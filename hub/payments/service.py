@@ -15,7 +15,6 @@ row is ``failed`` and the answer is kept for the key: a new attempt takes a new 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -24,7 +23,6 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from hub.bands.service import may_manage
 from hub.clock import Clock
 from hub.errors import (
     CurrencyNotSupported,
@@ -33,12 +31,12 @@ from hub.errors import (
     InvalidPayload,
     PaymentFailed,
 )
-from hub.fanout import Delivery, Fanout
+from hub.fanout import Fanout
 from hub.payments.idempotency import IdempotentRequests, PaymentAnswer
+from hub.payments.moves import LedgerMoves
 from hub.payments.ports import (
     BandRecords,
     ChargeRequest,
-    ChargeResult,
     GigAccess,
     IdempotencyRecords,
     Lease,
@@ -46,8 +44,8 @@ from hub.payments.ports import (
     OutcomeUnknown,
     PaymentGateway,
 )
+from hub.payments.reconciler import Reconciler
 from hub.payments.rules import (
-    TRANSITIONS,
     PaymentMethod,
     PaymentStatus,
     payment_amount,
@@ -62,8 +60,6 @@ from hub.payments.views import (
     methods_view,
     payment_created,
     payment_uncertain,
-    payment_updated,
-    payment_view,
     webhook_ack,
 )
 from hub.protocol.cursors import decode_cursor, page_of
@@ -77,7 +73,6 @@ GATEWAY_ERRORS = (PaymentFailed, GatewayRefused, GatewayUnavailable)
 # How the hub names a method's gateway when it is not configured.
 GATEWAY_LABELS: Mapping[PaymentMethod, str] = {"stripe": "Stripe", "paypal": "PayPal (Braintree)"}
 MAX_LEDGER_CREATED_AT = 2**63 - 1  # bigint
-RECONCILE_BATCH = 100  # payments asked about per round
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +115,14 @@ class PaymentService:
         self._gateways = {gateway.method: gateway for gateway in gateways}
         self._fanout = fanout
         self._clock = clock
-        self._reconcile_lease = reconcile_lease
-        self._reconcile_seconds = reconcile_seconds
+        self._moves = LedgerMoves(ledger=ledger, gigs=gigs, bands=bands, fanout=fanout, clock=clock)
+        self.reconciler = Reconciler(
+            ledger=ledger,
+            moves=self._moves,
+            gateways=self._gateways,
+            lease=reconcile_lease,
+            interval_seconds=reconcile_seconds,
+        )
         self._once = IdempotentRequests(
             records=idempotency,
             clock=clock,
@@ -167,10 +168,10 @@ class PaymentService:
                     resumed=record.payment_id is not None,
                 )
             except GATEWAY_ERRORS as exc:
-                return await self._failed(payment, exc)
+                return await self._moves.failed(payment, exc)
             except OutcomeUnknown as unknown:
                 return await self._uncertain(payment, unknown)
-            current = await self._record_charge(payment, result)
+            current = await self._moves.record_charge(payment, result)
             return PaymentAnswer(201, payment_created(current, result.client_secret))
 
         return await self._once.run_once(user_id, key, fingerprint, attempt)
@@ -225,64 +226,6 @@ class PaymentService:
             lambda money: payment_amount(money, request.amount, request.currency),
         )
 
-    async def _record_charge(self, payment: PaymentRow, result: ChargeResult) -> PaymentRow:
-        """The row after what the gateway made of the charge: succeeded at once (a sale), or
-        still pending with the gateway's transaction attached (a webhook decides)."""
-        now = self._clock()
-        if result.status == "succeeded":
-            target, allowed = TRANSITIONS["succeeded"]
-            moved = await self._ledger.move_status(
-                payment.id,
-                target,
-                allowed,
-                transaction_id=result.transaction_id,
-                reason=None,
-                now=now,
-            )
-        else:
-            moved = await self._ledger.attach_transaction(payment.id, result.transaction_id, now)
-            if moved is None:
-                # The row names another transaction than the one the gateway just gave:
-                # answering would hand the app a payment the ledger does not know.
-                raise RuntimeError(f"payment {payment.id} already has another transaction")
-        if moved is not None:
-            await self._announce(moved)
-        return moved or await self._ledger.payment(payment.id) or payment
-
-    async def _settle_gig(self, payment: PaymentRow) -> None:
-        """A ``played`` gig whose fee the succeeded payments now cover moves to ``paid``, as
-        a manual move would (``gig:updated``). Committed money is never undone by a failed
-        gig move: it is logged, and the next payment event tries again."""
-        if payment.status != "succeeded":
-            return
-        try:
-            band = await self._bands.get(payment.band_id)
-            if band is not None:
-                await self._gigs.mark_paid_if_covered(payment.gig_id, band)
-        except Exception:
-            log.warning("gig %s not moved to paid", payment.gig_id, exc_info=True)
-
-    async def _failed(
-        self, payment: PaymentRow, exc: PaymentFailed | GatewayRefused | GatewayUnavailable
-    ) -> PaymentAnswer:
-        """The gateway said no, or nothing: the row is failed and the answer says why."""
-        target, allowed = TRANSITIONS["failed"]
-        transaction_id = (exc.details or {}).get("transactionId")
-        moved = await self._ledger.move_status(
-            payment.id,
-            target,
-            allowed,
-            transaction_id=transaction_id if isinstance(transaction_id, str) else None,
-            reason=exc.message,
-            now=self._clock(),
-        )
-        if moved is not None:
-            await self._announce(moved)
-        current = moved or await self._ledger.payment(payment.id) or payment
-        error = exc.as_error()
-        error["details"] = {**(exc.details or {}), "payment": payment_view(current)}
-        return PaymentAnswer(exc.http_status, {"error": error})
-
     async def _uncertain(self, payment: PaymentRow, unknown: OutcomeUnknown) -> PaymentAnswer:
         """The gateway may have charged without answering: the row stays ``pending`` for the
         reconciler, and the answer (kept for the key) says not to pay again."""
@@ -292,55 +235,6 @@ class PaymentService:
         )
         current = marked or await self._ledger.payment(payment.id) or payment
         return PaymentAnswer(202, payment_uncertain(current))
-
-    # Reconciling what the gateways did not answer
-
-    async def run_reconciler(self) -> None:
-        """Until cancelled: at start-up and every ``PAYMENT_RECONCILE_SECONDS``, on whichever
-        node takes the round's lease, settle the payments the gateways did not answer."""
-        while True:
-            try:
-                lease = self._reconcile_lease
-                if lease is None or await lease.take(self._reconcile_seconds * 1000):
-                    await self.reconcile_once()
-            except Exception:
-                log.warning("payment reconciliation failed; will retry", exc_info=True)
-            await asyncio.sleep(self._reconcile_seconds)
-
-    async def reconcile_once(self, limit: int = RECONCILE_BATCH) -> int:
-        """Ask the gateway about every payment whose charge went unanswered and settle it:
-        succeeded, failed (only on an answer proving nothing was charged), or still pending
-        (asked again next time). How many were settled."""
-        settled = 0
-        for payment in await self._ledger.uncertain_payments(limit):
-            gateway = self._gateways.get(payment.method)  # type: ignore[call-overload]
-            if gateway is None:
-                continue
-            try:
-                found = await gateway.look_up(payment)
-            except PaymentFailed as exc:
-                await self._failed(payment, exc)
-                settled += 1
-                continue
-            except (GatewayRefused, GatewayUnavailable):
-                log.warning("payment %s: the gateway did not say; asking again later", payment.id)
-                continue
-            settled += await self._settle_found(payment, found)
-        return settled
-
-    async def _settle_found(self, payment: PaymentRow, found: ChargeResult | None) -> int:
-        if found is None:
-            await self._failed(
-                payment,
-                PaymentFailed(
-                    "the gateway has no such payment: nothing was charged",
-                    details={"gateway": payment.method},
-                ),
-            )
-            return 1
-        await self._record_charge(payment, found)
-        await self._ledger.clear_uncertain(payment.id)
-        return 1
 
     # Webhooks
 
@@ -365,29 +259,8 @@ class PaymentService:
             now=self._clock(),
         )
         if outcome.changed and outcome.payment is not None:
-            await self._announce(outcome.payment)
+            await self._moves.announce(outcome.payment)
         return webhook_ack(outcome.duplicate)
-
-    async def _announce(self, payment: PaymentRow) -> None:
-        """``payment:updated`` to the band's owner and admins, and to the payer; then the gig
-        is settled if the payment paid it. The change is committed already: a failed push is
-        logged, never undone."""
-        await self._push_payment(payment)
-        await self._settle_gig(payment)
-
-    async def _push_payment(self, payment: PaymentRow) -> None:
-        try:
-            band = await self._bands.get(payment.band_id)
-            managers = {m.user_id for m in band.members if may_manage(m.role)} if band else set()
-            payload = payment_updated(payment)
-            await self._fanout.deliver(
-                [
-                    Delivery(user, "payment:updated", payload)
-                    for user in sorted({*managers, payment.user_id})
-                ]
-            )
-        except Exception:
-            log.warning("payment:updated for %s not pushed", payment.id, exc_info=True)
 
     # The ledger
 
