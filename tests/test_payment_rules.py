@@ -22,6 +22,7 @@ from hub.payments.rules import (
     outstanding,
     payment_amount,
     payment_fields,
+    refund_amount,
     request_fingerprint,
     split_is_stale,
     transition,
@@ -40,8 +41,13 @@ MOVES = {
     ("failed", "pending"): "failed",
     ("refunded", "pending"): "refunded",
     ("refunded", "succeeded"): "refunded",
+    ("refunded", "partially_refunded"): "refunded",
+    ("refunded", "disputed"): "refunded",  # a dispute lost
     ("settlement_declined", "pending"): "failed",
     ("settlement_declined", "succeeded"): "failed",
+    ("disputed", "succeeded"): "disputed",
+    ("disputed", "partially_refunded"): "disputed",
+    ("dispute_won", "disputed"): "succeeded",
 }
 
 
@@ -220,3 +226,19 @@ def test_minor_units_become_braintree_decimals_by_the_currency_exponent(
     amount: int, currency: str, decimal: str
 ) -> None:
     assert minor_units_to_decimal(amount, currency) == decimal
+
+
+def test_a_refund_gives_back_at_most_what_is_left_of_a_paid_payment() -> None:
+    assert refund_amount("succeeded", 3000, 0, None) == 3000
+    assert refund_amount("succeeded", 3000, 0, 1000) == 1000
+    assert refund_amount("partially_refunded", 3000, 1000, None) == 2000
+    for status, refunded, requested, left in [
+        ("partially_refunded", 1000, 2001, 2000),
+        ("refunded", 3000, None, 0),
+        ("pending", 0, None, 0),
+        ("disputed", 0, 1, 0),
+        ("failed", 0, None, 0),
+    ]:
+        with pytest.raises(Conflict) as refusal:
+            refund_amount(status, 3000, refunded, requested)
+        assert refusal.value.details == {"refundable": left}, status

@@ -159,6 +159,20 @@ class MemoryLedger:
     async def clear_uncertain(self, payment_id: str) -> None:
         self.uncertain.discard(payment_id)
 
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None:
+        row = self.payments[payment_id]
+        if row.status not in ("succeeded", "partially_refunded"):
+            return None
+        if not row.refunded_amount < refunded_total <= row.amount:
+            return None
+        status = "refunded" if refunded_total == row.amount else "partially_refunded"
+        self.payments[payment_id] = dataclasses.replace(
+            row, refunded_amount=refunded_total, status=status, updated_at=now
+        )
+        return self.payments[payment_id]
+
     async def uncertain_payments(self, limit: int) -> list[PaymentRow]:
         return [self.payments[p] for p in sorted(self.uncertain)][:limit]
 
@@ -209,6 +223,7 @@ class MemoryLedger:
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome:
         if (gateway, event_id) in self.events:
             return WebhookOutcome(duplicate=True, payment=None, changed=False)
@@ -309,6 +324,7 @@ class FakeGateway:
         self.found: ChargeResult | None = None  # what look_up finds
         self.look_up_failure: Exception | None = None
         self.looked_up: list[str] = []
+        self.refunds: list[tuple[str, int, str]] = []
 
     @property
     def method(self) -> PaymentMethod:
@@ -330,6 +346,9 @@ class FakeGateway:
         if self.failure is not None:
             raise self.failure
         return self.result
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        self.refunds.append((payment.id, amount, idempotency_key))
 
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         self.looked_up.append(payment.id)
@@ -602,6 +621,32 @@ async def test_the_reconciler_fails_only_what_the_gateway_proves_was_not_charged
     w.stripe.look_up_failure = PaymentFailed("canceled", details={"gateway": "stripe"})
     assert await w.service.reconciler.reconcile_once() == 1
     assert w.ledger.payments[declined.body["payment"]["id"]].status == "failed"
+
+
+async def test_refunds_are_for_managers_once_per_key_and_never_more_than_paid() -> None:
+    w = world()
+    paid = await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 600, "EUR", "n"))
+    payment_id = paid.body["payment"]["id"]
+    with pytest.raises(Forbidden):
+        await w.service.refunds.refund(MEMBER, "r", payment_id, None)
+    with pytest.raises(NotFound) as stranger:
+        await w.service.refunds.refund(STRANGER, "r", payment_id, None)
+    with pytest.raises(NotFound) as missing:
+        await w.service.refunds.refund(OWNER, "r", "p-missing", None)
+    assert stranger.value.as_error() == missing.value.as_error()
+    part = await w.service.refunds.refund(ADMIN, "r1", payment_id, 200)
+    assert (part.status, part.body["payment"]["status"]) == (200, "partially_refunded")
+    assert await w.service.refunds.refund(ADMIN, "r1", payment_id, 200) == part
+    with pytest.raises(Conflict) as too_much:
+        await w.service.refunds.refund(OWNER, "r2", payment_id, 401)
+    assert too_much.value.details == {"refundable": 400}
+    rest = await w.service.refunds.refund(OWNER, "r3", payment_id, None)
+    assert rest.body["payment"]["refundedAmount"] == 600
+    assert rest.body["payment"]["status"] == "refunded"
+    assert w.paypal.refunds == [
+        (payment_id, 200, f"refund:{ADMIN}:r1"),
+        (payment_id, 400, f"refund:{OWNER}:r3"),
+    ]
 
 
 async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:

@@ -28,7 +28,7 @@ import braintree
 import braintree.exceptions.http
 from braintree.exceptions.braintree_error import BraintreeError
 
-from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
+from hub.errors import Conflict, GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
 from hub.payments.ports import (
     ChargeRequest,
     ChargeResult,
@@ -55,8 +55,12 @@ BRAINTREE_THREADS = 8  # concurrent Braintree calls per node; more wait their tu
 BRAINTREE_NOTIFICATION_FACTS: dict[str, GatewayFact] = {
     "transaction_settled": "succeeded",
     "transaction_settlement_declined": "settlement_declined",
+    "dispute_opened": "disputed",
+    "dispute_won": "dispute_won",
     "dispute_lost": "refunded",
 }
+BRAINTREE_REFUNDABLE = frozenset({"settled", "settling"})
+BRAINTREE_VOIDABLE = frozenset({"submitted_for_settlement", "authorized", "settlement_pending"})
 
 
 def minor_units_to_decimal(amount: int, currency: str) -> str:
@@ -148,6 +152,36 @@ class BraintreePayments:
 
     async def _find_sale(self, charge: ChargeRequest) -> ChargeResult | None:
         return await self._sale_of(charge.payment_id, charge.amount, charge.currency)
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        """``transaction.refund`` of a settled sale, or ``void`` of one not settled yet (which
+        can only be undone in full). Braintree has no idempotency key: it refuses to refund
+        more than was settled, which is what keeps a retry from refunding twice."""
+        if payment.transaction_id is None:
+            raise GatewayRefused("the payment has no Braintree sale", details={"gateway": "paypal"})
+        transaction = await self._call(self._gateway.transaction.find, payment.transaction_id)
+        status = str(transaction.status)
+        if status in BRAINTREE_REFUNDABLE:
+            decimal = minor_units_to_decimal(amount, payment.currency)
+            result = await self._call(
+                self._gateway.transaction.refund, payment.transaction_id, decimal
+            )
+        elif status in BRAINTREE_VOIDABLE and amount == payment.amount - payment.refunded_amount:
+            result = await self._call(self._gateway.transaction.void, payment.transaction_id)
+        elif status in BRAINTREE_VOIDABLE:
+            raise Conflict(
+                "PayPal can refund a sale that has not settled only in full",
+                details={"refundable": payment.amount - payment.refunded_amount},
+            )
+        else:
+            raise GatewayRefused(
+                f"PayPal cannot refund a {status} sale", details={"gateway": "paypal"}
+            )
+        if not result.is_success:
+            raise GatewayRefused(
+                "PayPal (Braintree) refused the refund",
+                details={"gateway": "paypal", "reason": str(result.message)},
+            )
 
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """The sale with the payment's id as its order id: None only when Braintree's search

@@ -34,7 +34,10 @@ STRIPE_EVENT_FACTS: dict[str, GatewayFact] = {
     "payment_intent.succeeded": "succeeded",
     "payment_intent.payment_failed": "failed",
     "charge.refunded": "refunded",
+    "charge.dispute.created": "disputed",
 }
+# How a closed dispute ends: won gives the money back to the band, lost takes it for good.
+DISPUTE_OUTCOMES: dict[str, GatewayFact] = {"won": "dispute_won", "lost": "refunded"}
 
 
 # The currencies Stripe charges in (its presentment currencies, as ISO 4217 codes).
@@ -121,6 +124,29 @@ class StripePayments:
             )
         return ChargeResult(intent.id, "pending", client_secret=intent.client_secret)
 
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        """A Refund of the PaymentIntent's charge, with the key: a retry refunds once."""
+        try:
+            await self._client.v1.refunds.create_async(
+                params={
+                    "payment_intent": payment.transaction_id or "",
+                    "amount": amount,
+                    "metadata": {"paymentId": payment.id},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
+            _log_stripe("did not answer a refund", exc)
+            raise GatewayUnavailable(
+                "Stripe did not answer the refund; retry with the same Idempotency-Key",
+                details={"gateway": "stripe"},
+            ) from None
+        except stripe.StripeError as exc:
+            _log_stripe("refused a refund", exc)
+            raise GatewayRefused(
+                "Stripe refused the refund", details={"gateway": "stripe", "reason": exc.code}
+            ) from None
+
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """The PaymentIntent by its id, or by ``metadata.paymentId`` when its id was never
         heard: None only when Stripe's search finds none."""
@@ -163,10 +189,16 @@ class StripePayments:
         metadata = subject.get("metadata") or {}
         payment_id = metadata.get("paymentId") if isinstance(metadata, dict) else None
         fact = STRIPE_EVENT_FACTS.get(kind)
+        refunded_total: int | None = None
         if kind.startswith("charge."):
             transaction_id = subject.get("payment_intent")
-            if kind == "charge.refunded" and not subject.get("refunded"):
-                fact = None  # a partial refund: the payment stands
+            if kind == "charge.refunded":
+                # Full or partial, by the charge's total refunded: the ledger takes the larger.
+                fact = None
+                total = subject.get("amount_refunded")
+                refunded_total = total if isinstance(total, int) and total > 0 else None
+            if kind == "charge.dispute.closed":
+                fact = DISPUTE_OUTCOMES.get(str(subject.get("status")))
         else:
             transaction_id = subject.get("id") if kind.startswith("payment_intent.") else None
         reason = None
@@ -181,6 +213,7 @@ class StripePayments:
             payment_id=payment_id if isinstance(payment_id, str) else None,
             transaction_id=transaction_id if isinstance(transaction_id, str) else None,
             reason=str(reason) if reason else None,
+            refunded_total=refunded_total,
         )
 
     async def close(self) -> None:

@@ -65,6 +65,9 @@ class GatewayEvent:
     payment_id: str | None
     transaction_id: str | None
     reason: str | None = None
+    # How much of the charge has gone back in all (Stripe's ``amount_refunded``), when the
+    # event says: a partial refund moves the ledger by it.
+    refunded_total: int | None = None
 
 
 class OutcomeUnknown(Exception):
@@ -99,6 +102,11 @@ class PaymentGateway(Protocol):
         """Charge once. ``resumed``: an earlier request for this ledger row may have reached
         the gateway before its node died; the charge must not be made a second time. Raises
         ``OutcomeUnknown`` when the charge may have been made without an answer."""
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        """Give ``amount`` of the payment back through the gateway's own refund (Stripe: a
+        Refund with the key; Braintree: ``transaction.refund``, or ``void`` for a sale not
+        settled yet, in full only)."""
 
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """What the gateway made of a charge whose answer was lost: its result, None when the
@@ -147,6 +155,10 @@ class Ledger(Protocol):
 
     async def clear_uncertain(self, payment_id: str) -> None: ...
 
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None: ...
+
     async def uncertain_payments(self, limit: int) -> list[PaymentRow]: ...
 
     async def attach_transaction(
@@ -177,6 +189,7 @@ class Ledger(Protocol):
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome: ...
 
     async def ledger_page(

@@ -28,7 +28,9 @@ SplitMode = Literal["equal", "shares"]
 # The gateway behind a method, as the webhook-events table names it.
 GatewayName = Literal["stripe", "braintree"]
 # What a gateway says happened to a payment; ``next_status`` turns it into a ledger move.
-GatewayFact = Literal["succeeded", "failed", "refunded", "settlement_declined"]
+GatewayFact = Literal[
+    "succeeded", "failed", "refunded", "settlement_declined", "disputed", "dispute_won"
+]
 IdempotencyVerdict = Literal["run", "replay", "mismatch", "wait", "retake"]
 
 MAX_PAYMENT_AMOUNT = 99_999_999  # Stripe's ceiling in minor units (999,999.99 in EUR)
@@ -41,12 +43,21 @@ MAX_SPLIT_SHARES = 500
 # - failed: only from pending; a failed attempt reported after success changes nothing.
 # - refunded: also from pending, in case the refund's event overtakes the success's.
 # - settlement_declined: Braintree reverses a sale it had accepted (succeeded → failed).
+# - refunded: in full (a partial refund moves ``refunded_amount``, see the ledger), or a
+#   dispute lost.
 TRANSITIONS: Mapping[GatewayFact, tuple[PaymentStatus, frozenset[str]]] = {
     "succeeded": ("succeeded", frozenset({"pending", "failed"})),
     "failed": ("failed", frozenset({"pending"})),
-    "refunded": ("refunded", frozenset({"pending", "succeeded"})),
+    "refunded": (
+        "refunded",
+        frozenset({"pending", "succeeded", "partially_refunded", "disputed"}),
+    ),
     "settlement_declined": ("failed", frozenset({"pending", "succeeded"})),
+    # A chargeback: the money is held back until the dispute closes (lost: ``refunded``).
+    "disputed": ("disputed", frozenset({"succeeded", "partially_refunded"})),
+    "dispute_won": ("succeeded", frozenset({"disputed"})),
 }
+REFUNDABLE = frozenset({"succeeded", "partially_refunded"})
 NO_MOVE: tuple[None, frozenset[str]] = (None, frozenset())
 
 
@@ -128,6 +139,26 @@ def payment_amount(money: GigMoney | None, requested: int | None, currency: str)
     if requested is not None and requested > left:
         raise Conflict(f"only {left} is outstanding on this gig", details=details)
     return left if requested is None else requested
+
+
+def refund_amount(status: str, amount: int, refunded: int, requested: int | None) -> int:
+    """What a refund gives back: all that is left of the payment, or the part asked for if
+    that is no more; a payment that is not (still) paid is ``conflict``, as is asking more
+    than is left (``details.refundable``)."""
+    left = amount - refunded if status in REFUNDABLE else 0
+    if left <= 0:
+        raise Conflict(f"a {status} payment cannot be refunded", details={"refundable": 0})
+    if requested is not None and requested > left:
+        raise Conflict(f"only {left} can be refunded", details={"refundable": left})
+    return left if requested is None else requested
+
+
+def refund_fields(payment_id: str, amount: int | None) -> dict[str, Any]:
+    """What a refund request asks, as it is fingerprinted."""
+    fields: dict[str, Any] = {"refund": payment_id}
+    if amount is not None:
+        fields["amount"] = amount
+    return fields
 
 
 def refuse_cancelled(gig_status: str) -> None:

@@ -45,6 +45,7 @@ from hub.payments.ports import (
     PaymentGateway,
 )
 from hub.payments.reconciler import Reconciler
+from hub.payments.refunds import RefundService
 from hub.payments.rules import (
     PaymentMethod,
     PaymentStatus,
@@ -115,19 +116,27 @@ class PaymentService:
         self._gateways = {gateway.method: gateway for gateway in gateways}
         self._fanout = fanout
         self._clock = clock
+        self._once = IdempotentRequests(
+            records=idempotency,
+            clock=clock,
+            stale_seconds=idempotency_stale_seconds,
+            wait_seconds=idempotency_wait_seconds,
+        )
         self._moves = LedgerMoves(ledger=ledger, gigs=gigs, bands=bands, fanout=fanout, clock=clock)
+        self.refunds = RefundService(
+            ledger=ledger,
+            gigs=gigs,
+            gateways=self._gateways,
+            moves=self._moves,
+            once=self._once,
+            clock=clock,
+        )
         self.reconciler = Reconciler(
             ledger=ledger,
             moves=self._moves,
             gateways=self._gateways,
             lease=reconcile_lease,
             interval_seconds=reconcile_seconds,
-        )
-        self._once = IdempotentRequests(
-            records=idempotency,
-            clock=clock,
-            stale_seconds=idempotency_stale_seconds,
-            wait_seconds=idempotency_wait_seconds,
         )
 
     # What the hub offers
@@ -257,6 +266,7 @@ class PaymentService:
             allowed_from=allowed,
             reason=event.reason,
             now=self._clock(),
+            refunded_total=event.refunded_total,
         )
         if outcome.changed and outcome.payment is not None:
             await self._moves.announce(outcome.payment)

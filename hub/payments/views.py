@@ -25,6 +25,7 @@ class PaymentView(View):
     bandId: str
     userId: str = Field(description="the payer")
     amount: int = Field(description="integer minor units (1250 = 12.50 EUR)")
+    refundedAmount: int = Field(description="what went back to the payer (route or webhook)")
     currency: str
     method: PaymentMethod
     status: PaymentStatus
@@ -41,6 +42,7 @@ def payment_view(payment: PaymentRow) -> dict[str, Any]:
         "bandId": payment.band_id,
         "userId": payment.user_id,
         "amount": payment.amount,
+        "refundedAmount": payment.refunded_amount,
         "currency": payment.currency,
         "method": payment.method,
         "status": payment.status,
@@ -86,6 +88,16 @@ class PaymentUpdated(View):
 
 
 def payment_updated(payment: PaymentRow) -> dict[str, Any]:
+    return {"payment": payment_view(payment)}
+
+
+class PaymentRefunded(View):
+    """The payment after a refund: ``refunded`` or ``partially_refunded``."""
+
+    payment: PaymentView
+
+
+def payment_refunded(payment: PaymentRow) -> dict[str, Any]:
     return {"payment": payment_view(payment)}
 
 

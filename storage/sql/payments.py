@@ -105,7 +105,8 @@ RETURNING {PAYMENT_COLUMNS}
 MOVE_PAYMENT_STATUS = f"""
 UPDATE payments
 SET status = $2, transaction_id = COALESCE(transaction_id, $4), failure_reason = $5,
-    updated_at = $6, uncertain_since = NULL
+    updated_at = $6, uncertain_since = NULL,
+    refunded_amount = CASE WHEN $2 = 'refunded' THEN amount ELSE refunded_amount END
 WHERE id = $1 AND status = ANY($3::text[])
 RETURNING {PAYMENT_COLUMNS}
 """
@@ -115,6 +116,17 @@ UPDATE payments
 SET uncertain_since = COALESCE(uncertain_since, $3), transaction_id = COALESCE(transaction_id, $2),
     updated_at = $3
 WHERE id = $1 AND status = 'pending'
+RETURNING {PAYMENT_COLUMNS}
+"""
+# A refund, by the total given back so far: the route and the gateway's webhook may both
+# report one refund, and the larger total wins once. Never more than the payment.
+RECORD_REFUND = f"""
+UPDATE payments
+SET refunded_amount = $2,
+    status = CASE WHEN $2 >= amount THEN 'refunded' ELSE 'partially_refunded' END,
+    updated_at = $3
+WHERE id = $1 AND status IN ('succeeded', 'partially_refunded') AND $2 > refunded_amount
+  AND $2 <= amount
 RETURNING {PAYMENT_COLUMNS}
 """
 CLEAR_UNCERTAIN = "UPDATE payments SET uncertain_since = NULL WHERE id = $1"
@@ -232,6 +244,13 @@ class PaymentStore:
         row = await self._pool.fetchrow(MARK_UNCERTAIN, payment_id, transaction_id, now)
         return None if row is None else _payment(row)
 
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None:
+        """The row with ``refunded_total`` given back, or None when that moves nothing."""
+        row = await self._pool.fetchrow(RECORD_REFUND, payment_id, refunded_total, now)
+        return None if row is None else _payment(row)
+
     async def clear_uncertain(self, payment_id: str) -> None:
         await self._pool.execute(CLEAR_UNCERTAIN, payment_id)
 
@@ -280,6 +299,7 @@ class PaymentStore:
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome:
         """Record the event and make the move it implies, in one transaction: exactly once."""
         async with self._pool.acquire() as conn, conn.transaction():
@@ -294,6 +314,13 @@ class PaymentStore:
             if found is None:
                 return WebhookOutcome(duplicate=False, payment=None, changed=False)
             await conn.execute(SET_WEBHOOK_EVENT_PAYMENT, gateway, event_id, found["id"])
+            if refunded_total is not None:
+                moved = await conn.fetchrow(RECORD_REFUND, found["id"], refunded_total, now)
+                return WebhookOutcome(
+                    duplicate=False,
+                    payment=_payment(moved or found),
+                    changed=moved is not None,
+                )
             if status is None:
                 return WebhookOutcome(duplicate=False, payment=_payment(found), changed=False)
             moved = await conn.fetchrow(
