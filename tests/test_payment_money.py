@@ -255,3 +255,67 @@ async def test_a_stripe_5xx_after_the_intent_was_made_is_found_by_its_payment_id
         assert pushed.payment.status == "succeeded"
     finally:
         await phone.close()
+
+
+# Keep less
+
+
+@pytest_asyncio.fixture
+async def forgetful_hub(
+    test_env: Any, fakes: FakeGateways, tmp_path: Path
+) -> AsyncIterator[HubNode]:
+    env = test_env.hub_env(
+        **fakes.hub_env(),
+        PAYMENT_IDEMPOTENCY_RETENTION_SECONDS="1",
+        PAYMENT_RECONCILE_SECONDS="1",
+    )
+    node = await start_hub_node(env, tmp_path / "f", "node-f")
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+async def test_no_client_secret_is_kept_and_a_replay_fetches_it_again(pay_hub, test_env, fakes):
+    api = Api(pay_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=2000)
+    first = await pay(api, owner, gig_id, key="secret", amount=500)
+    assert first[0] == 201 and first[1]["clientSecret"], first
+    [intent] = fakes.stripe.intents.values()
+    assert first[1]["clientSecret"] == intent["client_secret"]
+    assert await pay(api, owner, gig_id, key="secret", amount=500) == first
+    conn = await asyncpg.connect(test_env.database_url)
+    try:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM payment_idempotency WHERE response_body LIKE '%' || $1 || '%'"
+            " OR response_body LIKE '%clientSecret%' OR response_body LIKE '%_secret_%'",
+            intent["client_secret"],
+        )
+        in_payments = await conn.fetchval(
+            "SELECT count(*) FROM payments WHERE row_to_json(payments)::text LIKE '%_secret_%'"
+        )
+        stored = await conn.fetchval("SELECT count(*) FROM payment_idempotency")
+    finally:
+        await conn.close()
+    assert (kept, in_payments, stored) == (0, 0, 1)
+
+
+async def test_idempotency_records_past_their_retention_are_swept(forgetful_hub, test_env, fakes):
+    api = Api(forgetful_hub.url)
+    owner = await api.register("owner")
+    _, gig_id = await seed_gig(test_env.database_url, owner, fee=5000)
+    status, first = await pay(api, owner, gig_id, method="paypal", key="once", amount=1000)
+    assert status == 201, first
+    conn = await asyncpg.connect(test_env.database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while await conn.fetchval("SELECT count(*) FROM payment_idempotency") != 0:
+            assert asyncio.get_running_loop().time() < deadline, "the record was never swept"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    # Past its retention the key is a new payment, as with Stripe's 24 h keys.
+    status, second = await pay(api, owner, gig_id, method="paypal", key="once", amount=1000)
+    assert status == 201 and second["payment"]["id"] != first["payment"]["id"], second
+    assert len(fakes.braintree.sales) == 2

@@ -71,15 +71,33 @@ class MemoryIdempotency:
         self.found_busy = asyncio.Event()  # a claim found another owner's running record
 
     async def claim(
-        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
+        now: int,
+        expired_before: int | None = None,
     ) -> IdempotencyRow | None:
         found = self.rows.get((user_id, key))
+        if found is not None and expired_before is not None and found.state == "done":
+            if found.locked_at < expired_before:
+                del self.rows[(user_id, key)]
+                found = None
         if found is not None and found.state == "in_progress" and found.owner_token != owner:
             self.found_busy.set()
         return self.rows.setdefault(
             (user_id, key),
             IdempotencyRow(user_id, key, request_hash, "in_progress", owner, now, None, None, None),
         )
+
+    async def sweep(self, expired_before: int) -> int:
+        old = [
+            k for k, r in self.rows.items() if r.state == "done" and r.locked_at < expired_before
+        ]
+        for k in old:
+            del self.rows[k]
+        return len(old)
 
     async def retake(
         self, user_id: str, key: str, stale_owner: str, owner: str, now: int
@@ -346,6 +364,9 @@ class FakeGateway:
         if self.failure is not None:
             raise self.failure
         return self.result
+
+    async def client_secret(self, transaction_id: str) -> str | None:
+        return f"{transaction_id}_secret" if self._method == "stripe" else None
 
     async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
         self.refunds.append((payment.id, amount, idempotency_key))
@@ -821,3 +842,32 @@ async def test_splits_go_through_the_gig_and_band_access_rules() -> None:
     gigs.gig = dataclasses.replace(gigs.gig, status="cancelled")
     with pytest.raises(Conflict, match="cancelled"):
         await service.set_split(OWNER, GIG, "equal")
+
+
+async def test_the_key_keeps_no_client_secret_and_a_replay_asks_the_gateway_again() -> None:
+    w = world()
+    first = await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR"))
+    assert first.body["clientSecret"] == "pi_1_secret"
+    [record] = w.idempotency.rows.values()
+    assert record.response_body is not None and "secret" not in record.response_body
+    assert await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR")) == first
+
+
+async def test_an_answered_key_past_its_retention_is_a_new_request_and_is_swept() -> None:
+    records, clock = MemoryIdempotency(), Clock()
+    requests = IdempotentRequests(
+        records=records, clock=clock, stale_seconds=60, wait_seconds=5, retention_seconds=1
+    )
+    runs: list[str] = []
+
+    async def attempt(record: IdempotencyRow, owner: str) -> PaymentAnswer:
+        runs.append(owner)
+        return PaymentAnswer(201, {"run": len(runs)})
+
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 1}
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 1}
+    clock.now += 1_001
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 2}
+    assert await requests.sweep() == 0  # the new record is young
+    clock.now += 1_001
+    assert await requests.sweep() == 1 and records.rows == {}

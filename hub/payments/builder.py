@@ -37,4 +37,5 @@ def build_payments(
         idempotency_wait_seconds=settings.idempotency_wait_seconds,
         reconcile_lease=RedisLease(base.redis, base.keys.payment_reconcile_lease()),
         reconcile_seconds=settings.reconcile_seconds,
+        idempotency_retention_seconds=settings.idempotency_retention_seconds,
     )

@@ -183,6 +183,9 @@ class BraintreePayments:
                 details={"gateway": "paypal", "reason": str(result.message)},
             )
 
+    async def client_secret(self, transaction_id: str) -> str | None:
+        return None  # a sale is final at once: nothing to confirm in the app
+
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """The sale with the payment's id as its order id: None only when Braintree's search
         says there is none (the sale was never created)."""

@@ -147,6 +147,15 @@ class StripePayments:
                 "Stripe refused the refund", details={"gateway": "stripe", "reason": exc.code}
             ) from None
 
+    async def client_secret(self, transaction_id: str) -> str | None:
+        """The PaymentIntent's client secret, asked again (the hub keeps none)."""
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(transaction_id)
+        except stripe.StripeError as exc:
+            _log_stripe("did not give a client secret", exc)
+            raise _unavailable() from None
+        return intent.client_secret or None
+
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """The PaymentIntent by its id, or by ``metadata.paymentId`` when its id was never
         heard: None only when Stripe's search finds none."""

@@ -108,6 +108,10 @@ class PaymentGateway(Protocol):
         Refund with the key; Braintree: ``transaction.refund``, or ``void`` for a sale not
         settled yet, in full only)."""
 
+    async def client_secret(self, transaction_id: str) -> str | None:
+        """The secret the app confirms a pending charge with, fetched again (the hub does
+        not keep it); None for gateways without one."""
+
     async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
         """What the gateway made of a charge whose answer was lost: its result, None when the
         gateway proves there is none, ``PaymentFailed`` for a charge it declined; any other
@@ -126,8 +130,16 @@ class PaymentGateway(Protocol):
 
 class IdempotencyRecords(Protocol):
     async def claim(
-        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
+        now: int,
+        expired_before: int | None = None,
     ) -> IdempotencyRow | None: ...
+
+    async def sweep(self, expired_before: int) -> int: ...
 
     async def retake(
         self, user_id: str, key: str, stale_owner: str, owner: str, now: int

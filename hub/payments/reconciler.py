@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from hub.errors import GatewayRefused, GatewayUnavailable, PaymentFailed
 from hub.payments.moves import LedgerMoves
@@ -30,7 +30,9 @@ class Reconciler:
         gateways: Mapping[PaymentMethod, PaymentGateway],
         lease: Lease | None,
         interval_seconds: int,
+        sweep: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        self._sweep = sweep
         self._ledger = ledger
         self._moves = moves
         self._gateways = gateways
@@ -39,12 +41,14 @@ class Reconciler:
 
     async def run(self) -> None:
         """Until cancelled: at start-up and every ``PAYMENT_RECONCILE_SECONDS``, on whichever
-        node takes the round's lease, settle the payments the gateways did not answer."""
+        node takes the round's lease, settle the payments the gateways did not answer, and
+        sweep the idempotency records past their retention."""
         while True:
             try:
-                lease = self._lease
-                if lease is None or await lease.take(self._interval_seconds * 1000):
+                if self._lease is None or await self._lease.take(self._interval_seconds * 1000):
                     await self.reconcile_once()
+                    if self._sweep is not None:
+                        await self._sweep()
             except Exception:
                 log.warning("payment reconciliation failed; will retry", exc_info=True)
             await asyncio.sleep(self._interval_seconds)

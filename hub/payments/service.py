@@ -103,6 +103,7 @@ class PaymentService:
         idempotency_wait_seconds: int,
         reconcile_lease: Lease | None = None,
         reconcile_seconds: int = 60,
+        idempotency_retention_seconds: int = 86_400,
     ) -> None:
         if idempotency_stale_seconds <= gateway_timeout_seconds:
             # A record may be retaken only once its owner's gateway call has surely ended.
@@ -121,6 +122,7 @@ class PaymentService:
             clock=clock,
             stale_seconds=idempotency_stale_seconds,
             wait_seconds=idempotency_wait_seconds,
+            retention_seconds=idempotency_retention_seconds,
         )
         self._moves = LedgerMoves(ledger=ledger, gigs=gigs, bands=bands, fanout=fanout, clock=clock)
         self.refunds = RefundService(
@@ -137,6 +139,7 @@ class PaymentService:
             gateways=self._gateways,
             lease=reconcile_lease,
             interval_seconds=reconcile_seconds,
+            sweep=self._once.sweep,
         )
 
     # What the hub offers
@@ -181,9 +184,30 @@ class PaymentService:
             except OutcomeUnknown as unknown:
                 return await self._uncertain(payment, unknown)
             current = await self._moves.record_charge(payment, result)
-            return PaymentAnswer(201, payment_created(current, result.client_secret))
+            if result.client_secret is not None:
+                secrets[current.id] = result.client_secret
+            # The answer kept for the key holds no client secret: it is fetched again.
+            return PaymentAnswer(201, payment_created(current, None))
 
-        return await self._once.run_once(user_id, key, fingerprint, attempt)
+        secrets: dict[str, str] = {}
+        answer = await self._once.run_once(user_id, key, fingerprint, attempt)
+        return await self._with_client_secret(gateway, answer, secrets)
+
+    async def _with_client_secret(
+        self, gateway: PaymentGateway, answer: PaymentAnswer, secrets: dict[str, str]
+    ) -> PaymentAnswer:
+        """A pending charge's answer with the secret the app confirms it with: the one just
+        made, or for a replay the one the gateway gives again for the PaymentIntent."""
+        payment = answer.body.get("payment")
+        if answer.status != 201 or not isinstance(payment, dict):
+            return answer
+        secret = secrets.get(str(payment.get("id")))
+        transaction_id = payment.get("transactionId")
+        if secret is None and isinstance(transaction_id, str):
+            secret = await gateway.client_secret(transaction_id)
+        if secret is None:
+            return answer
+        return PaymentAnswer(answer.status, {**answer.body, "clientSecret": secret})
 
     def _gateway(self, method: PaymentMethod, details: dict[str, Any] | None) -> PaymentGateway:
         gateway = self._gateways.get(method)

@@ -328,6 +328,13 @@ class PaymentSettings:
         "how long a concurrent retry waits for the first request's answer before a retryable 409",
         minimum=1,
     )
+    idempotency_retention_seconds: int = setting(
+        "PAYMENT_IDEMPOTENCY_RETENTION_SECONDS",
+        86_400,
+        "an answered Idempotency-Key is kept this long, then ignored and swept (a retry after "
+        "it is a new payment)",
+        minimum=1,
+    )
     reconcile_seconds: int = setting(
         "PAYMENT_RECONCILE_SECONDS",
         60,
