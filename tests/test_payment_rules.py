@@ -8,10 +8,14 @@ import itertools
 import uuid
 from typing import get_args
 
+import braintree
+import braintree.exceptions.http
 import pytest
+import stripe
 
 from hub.errors import Conflict, InvalidPayload, NotFound
-from hub.payments.gateways_braintree import minor_units_to_decimal
+from hub.payments.gateways_braintree import braintree_never_sent, minor_units_to_decimal
+from hub.payments.gateways_stripe import stripe_never_sent
 from hub.payments.rules import (
     GatewayFact,
     PaymentStatus,
@@ -242,3 +246,22 @@ def test_a_refund_gives_back_at_most_what_is_left_of_a_paid_payment() -> None:
         with pytest.raises(Conflict) as refusal:
             refund_amount(status, 3000, refunded, requested)
         assert refusal.value.details == {"refundable": left}, status
+
+
+def test_only_a_call_that_never_reached_the_gateway_counts_as_not_charged() -> None:
+    """A refused connection, a connect timeout or a 429 fail a payment at once; a read
+    timeout, a reset after sending or a 5xx leave it to the reconciler."""
+    http = braintree.exceptions.http
+    assert braintree_never_sent(http.timeout_error.ConnectTimeoutError("connect timed out"))
+    assert braintree_never_sent(braintree.exceptions.TooManyRequestsError())
+    refused = "HTTPConnectionPool: NewConnectionError: [Errno 111] Connection refused"
+    assert braintree_never_sent(http.ConnectionError(refused))
+    assert not braintree_never_sent(http.ConnectionError("Connection reset by peer"))
+    assert not braintree_never_sent(http.timeout_error.ReadTimeoutError("read timed out"))
+    assert not braintree_never_sent(braintree.exceptions.ServerError())
+    assert not braintree_never_sent(braintree.exceptions.ServiceUnavailableError())
+    assert stripe_never_sent(
+        stripe.APIConnectionError("(Network error: Cannot connect to host api.stripe.com:443)")
+    )
+    assert not stripe_never_sent(stripe.APIConnectionError("(Network error: Server disconnected)"))
+    assert not stripe_never_sent(stripe.APIError("An unknown error occurred", http_status=500))
