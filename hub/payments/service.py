@@ -1,16 +1,20 @@
 """Gig payments: a ledger in integer minor units, charged at most once per Idempotency-Key,
 settled by the gateways' signed webhooks exactly once.
 
-One pay path for every method: claim the key (``hub.payments.idempotency``) → check the gig
-through the gigs' access rule (a stranger gets ``not_found``, as for a gig that does not
-exist) → write the ledger row ``pending`` → charge through the method's gateway port → record
-what the gateway made of it → answer. The webhook then moves the row to its final status
-through ``hub.payments.rules.transition``; every move is pushed as ``payment:updated``.
+One pay path for every method: check the method takes the currency → claim the key
+(``hub.payments.idempotency``) → check the gig through the gigs' access rule (a stranger
+gets ``not_found``, as for a gig that does not exist) → decide the amount from what is
+outstanding and write the ledger row ``pending``, under the gig's lock → charge through the
+method's gateway port → record what the gateway made of it → answer. The webhook then moves
+the row to its final status through ``hub.payments.rules.transition``; every move is pushed
+as ``payment:updated`` (``hub.payments.moves``).
 
 Gateway answers, decided once here (and in docs/protocol.md): the gateway declined the
 payment → 402 ``payment_failed``; it refused the hub's own request (credentials, invalid
-request) → 502 ``gateway_error``; it did not answer → 503 ``unavailable``. In all three the
-row is ``failed`` and the answer is kept for the key: a new attempt takes a new key.
+request, a sale in the wrong currency) → 502 ``gateway_error``; it surely never got the
+request → 503 ``unavailable``. In all three the row is ``failed`` and the answer is kept for
+the key: a new attempt takes a new key. A charge that may have reached the gateway without an
+answer stays ``pending`` (202, ``retryable: false``) for ``hub.payments.reconciler``.
 """
 
 from __future__ import annotations
