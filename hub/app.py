@@ -145,6 +145,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
             background("send queue deliverer", lambda w: w.hub.send_queue.run_deliveries()),
             background("presence heartbeats", lambda w: w.hub.services.presence.run_heartbeats()),
             background("call deadlines", lambda w: w.hub.services.calls.run_sweeps()),
+            background("payment reconciler", lambda w: w.hub.services.payments.reconciler.run()),
             background(
                 "slow consumers",
                 lambda w: w.sockets.drop_slow_consumers(

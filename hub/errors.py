@@ -99,6 +99,13 @@ class PaymentFailed(HubError):
     http_status = 402
 
 
+class CurrencyNotSupported(HubError):
+    """The method cannot take the gig's currency (no Braintree merchant account for it)."""
+
+    code = "currency_not_supported"
+    http_status = 422
+
+
 class GatewayRefused(HubError):
     """The gateway refused the hub's own request (bad credentials, invalid request)."""
 

@@ -139,8 +139,9 @@ async def create_gig(request: web.Request, body: CreateGig) -> web.Response:
 @routes.get(GIG, summary="One gig (members of its band)", answer=GigView)
 async def get_gig(request: web.Request) -> web.Response:
     user_id = current_user(request)
-    gig, _, _ = await request.app[SERVICES].gigs.access_gig(user_id, path_uuid(request, "gig_id"))
-    return json_response(gig_view(gig).wire())
+    gigs = request.app[SERVICES].gigs
+    gig, _, _ = await gigs.access_gig(user_id, path_uuid(request, "gig_id"))
+    return json_response(gig_view(gig, await gigs.money_of(gig)).wire())
 
 
 @routes.put(

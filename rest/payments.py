@@ -19,7 +19,14 @@ from hub.payments.idempotency import PaymentAnswer
 from hub.payments.rules import MAX_PAYMENT_AMOUNT, MAX_SPLIT_SHARES, PaymentStatus, SplitMode
 from hub.payments.service import PaymentRequest
 from hub.payments.splits import Share
-from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, SplitView, WebhookAck
+from hub.payments.views import (
+    LedgerPage,
+    MethodsView,
+    PaymentCreated,
+    PaymentRefunded,
+    SplitView,
+    WebhookAck,
+)
 from hub.protocol.cursors import MAX_CURSOR_CHARS
 from hub.protocol.fields import Currency, Uuid
 from rest.http import (
@@ -43,15 +50,22 @@ Amount = Annotated[int, Field(gt=0, le=MAX_PAYMENT_AMOUNT)]
 
 
 class PayBody(Body):
-    """Money in integer minor units (1250 = 12.50 EUR): a float is refused, not rounded."""
+    """Money in integer minor units (1250 = 12.50 EUR): a float is refused, not rounded.
+    Without ``amount``, the gig's whole outstanding amount; with it, a part of it."""
 
     gigId: Uuid
-    amount: Amount
+    amount: Amount | None = None
     currency: Currency
 
 
 class PayPalBody(PayBody):
     paymentMethodNonce: str = Field(min_length=1, max_length=4096)
+
+
+class RefundBody(Body):
+    """Without ``amount``, all that is left of the payment; with it, a part (minor units)."""
+
+    amount: Amount | None = None
 
 
 class LedgerQuery(Query):
@@ -132,9 +146,12 @@ async def payment_ledger(request: web.Request, query: LedgerQuery) -> web.Respon
 @routes.post(
     "/api/payments/stripe",
     summary="Pay for a gig with Stripe: creates a PaymentIntent (band members)",
-    description="402 payment_failed, 502 gateway_error, 503 unavailable: the payment is "
-    "failed and the key keeps that answer. 422 idempotency_mismatch: the key was used with "
-    "another body.",
+    description="Without amount: the gig's whole outstanding amount. 409 conflict "
+    "(details.outstanding): more than is outstanding, no fee, paid or cancelled. 202 "
+    "{payment, retryable: false}: Stripe may have made it without answering; do not pay "
+    "again. 402 payment_failed, 502 gateway_error, 503 unavailable: the payment is failed and "
+    "the key keeps that answer. 422 idempotency_mismatch: the key was used with another body; "
+    "422 currency_not_supported.",
     body=PayBody,
     answer=PaymentCreated,
     status=201,
@@ -152,7 +169,8 @@ async def pay_with_stripe(request: web.Request, body: PayBody) -> web.Response:
 @routes.post(
     "/api/payments/paypal",
     summary="Pay for a gig with PayPal: a Braintree sale with the app's nonce (band members)",
-    description="Errors as for Stripe; a sale Braintree accepted is succeeded at once.",
+    description="Errors as for Stripe (202 when Braintree may have sold without answering); "
+    "a sale Braintree accepted is succeeded at once.",
     body=PayPalBody,
     answer=PaymentCreated,
     status=201,
@@ -166,6 +184,26 @@ async def pay_with_paypal(request: web.Request, body: PayPalBody) -> web.Respons
         key,
         "paypal",
         PaymentRequest(body.gigId, body.amount, body.currency, body.paymentMethodNonce),
+    )
+    return _answer(answer)
+
+
+@routes.post(
+    "/api/payments/{payment_id}/refund",
+    summary="Refund a payment in full or in part (owner, admin of the gig's band)",
+    description="Through the gateway's own refund (Stripe Refund with the key; Braintree "
+    "refund, or void before settlement). 409 conflict: more than is left to refund "
+    "(details.refundable), or a payment not paid. A non-member gets 404, a plain member 403.",
+    body=RefundBody,
+    answer=PaymentRefunded,
+    headers=IDEMPOTENCY_DOC,
+)
+async def refund_payment(request: web.Request, body: RefundBody) -> web.Response:
+    user_id = current_user(request)
+    payment_id = path_uuid(request, "payment_id")
+    key = _idempotency_key(request)
+    answer = await request.app[SERVICES].payments.refunds.refund(
+        user_id, key, payment_id, body.amount
     )
     return _answer(answer)
 

@@ -61,6 +61,7 @@ class Scene:
     bystander: Account
     band_id: str = ""
     gig_id: str = ""
+    payment_id: str = ""
     key_id: str = ""
     dm_id: str = ""
     band_message_id: str = ""
@@ -205,6 +206,7 @@ async def build_scene(scene: Scene) -> None:
         headers={"Idempotency-Key": f"pay-{tag}"},
     )
     assert paid.status == 201, paid.text
+    scene.payment_id = paid.body["payment"]["id"]
     split = await rest(
         scene,
         "PUT",
@@ -575,6 +577,15 @@ CASES = [
         404,
         headers={"Idempotency-Key": "k-paypal"},
         body=lambda s, a: {**pay(s, a), "paymentMethodNonce": "fake-valid-nonce"},
+    ),
+    # Refunding a payment of a band you are not in is 404, as for a missing payment.
+    Case(
+        "POST",
+        "/api/payments/{payment_id}/refund",
+        404,
+        params=lambda s, a: {"payment_id": s.payment_id},
+        body=lambda s, a: {},
+        headers={"Idempotency-Key": "k-refund"},
     ),
     Case("POST", "/api/payments/webhooks/stripe", 400, body=lambda s, a: {"type": "x"}),
     Case("POST", "/api/payments/webhooks/braintree", 400, body=lambda s, a: {"bt_payload": "x"}),

@@ -42,7 +42,8 @@ async def test_a_gig_is_created_by_the_owner_and_read_by_every_member(api: Api) 
     assert (gig["date"], gig["startTime"], gig["endTime"]) == ("2031-05-01", "20:30", "23:00")
     assert gig["feeAmount"] == 150000 and isinstance(gig["feeAmount"], int)
     status, seen = await api.request("GET", f"/api/gigs/{gig['id']}", token=bob.access_token)
-    assert status == 200 and seen == gig
+    # One gig's GET adds what its payments add up to (issue 15).
+    assert status == 200 and seen == {**gig, "paidAmount": 0, "outstanding": 150000}
     status, listed = await api.request("GET", "/api/gigs", token=bob.access_token)
     assert status == 200 and listed["items"] == [gig] and listed["nextCursor"] is None
     GigPage.model_validate(listed)
@@ -78,7 +79,7 @@ async def test_strangers_get_404_and_plain_members_403_for_gigs(api: Api) -> Non
     ] == 404
     assert (await api.request("GET", path))[0] == 401
     status, same = await api.request("GET", path, token=alice.access_token)
-    assert same == gig  # nothing changed
+    assert same == {**gig, "paidAmount": 0, "outstanding": gig["feeAmount"]}  # nothing changed
 
 
 @pytest.mark.parametrize(

@@ -8,23 +8,30 @@ import itertools
 import uuid
 from typing import get_args
 
+import braintree
+import braintree.exceptions.http
 import pytest
+import stripe
 
-from hub.errors import Conflict, InvalidPayload
-from hub.payments.gateways_braintree import minor_units_to_decimal
+from hub.errors import Conflict, InvalidPayload, NotFound
+from hub.payments.gateways_braintree import braintree_never_sent, minor_units_to_decimal
+from hub.payments.gateways_stripe import stripe_never_sent
 from hub.payments.rules import (
     GatewayFact,
     PaymentStatus,
-    check_payable,
     checked_shares,
     equal_split,
     idempotency_verdict,
     next_status,
+    outstanding,
+    payment_amount,
     payment_fields,
+    refund_amount,
     request_fingerprint,
     split_is_stale,
     transition,
 )
+from storage.sql.payments import GigMoney
 from storage.sql.payments_idempotency import IdempotencyRow
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -38,8 +45,13 @@ MOVES = {
     ("failed", "pending"): "failed",
     ("refunded", "pending"): "refunded",
     ("refunded", "succeeded"): "refunded",
+    ("refunded", "partially_refunded"): "refunded",
+    ("refunded", "disputed"): "refunded",  # a dispute lost
     ("settlement_declined", "pending"): "failed",
     ("settlement_declined", "succeeded"): "failed",
+    ("disputed", "succeeded"): "disputed",
+    ("disputed", "partially_refunded"): "disputed",
+    ("dispute_won", "disputed"): "succeeded",
 }
 
 
@@ -117,14 +129,38 @@ def test_a_fingerprint_changes_with_everything_asked_and_nothing_else() -> None:
     assert base not in others and len(set(others)) == len(others)
 
 
-def test_a_payable_gig_goes_ahead_and_is_paid_in_its_currency() -> None:
-    check_payable("confirmed", "EUR", "EUR")
-    check_payable("played", "JPY", "JPY")
-    with pytest.raises(Conflict, match="cancelled"):
-        check_payable("cancelled", "EUR", "EUR")
+def money(status: str = "confirmed", fee: int = 1000, paid: int = 0, pending: int = 0) -> GigMoney:
+    return GigMoney(status, fee, "EUR", paid, pending)
+
+
+def test_outstanding_is_the_fee_less_what_succeeded_and_what_is_pending() -> None:
+    assert outstanding(1000, 300, 200) == 500
+    assert outstanding(1000, 1000, 0) == 0
+    assert outstanding(1000, 900, 300) == 0  # never negative (a fee lowered after paying)
+
+
+def test_the_hub_decides_the_amount_and_refuses_what_is_not_owed() -> None:
+    assert payment_amount(money(), None, "EUR") == 1000
+    assert payment_amount(money(paid=300, pending=200), None, "EUR") == 500
+    assert payment_amount(money(paid=300), 700, "EUR") == 700
+    assert payment_amount(money("played", paid=999), 1, "EUR") == 1
+    refused = [
+        (money(paid=300), 701),  # more than outstanding
+        (money(fee=0), None),  # no fee
+        (money(paid=1000), None),  # fully paid
+        (money(paid=600, pending=400), 1),  # fully paid or pending
+        (money("cancelled"), None),
+    ]
+    for gig, requested in refused:
+        with pytest.raises(Conflict) as refusal:
+            payment_amount(gig, requested, "EUR")
+        left = outstanding(gig.fee, gig.paid, gig.pending)
+        assert refusal.value.details == {"outstanding": left}, (gig, requested)
     with pytest.raises(Conflict) as wrong:
-        check_payable("confirmed", "EUR", "USD")
+        payment_amount(money(), None, "USD")
     assert wrong.value.details == {"currency": "EUR"}
+    with pytest.raises(NotFound):
+        payment_amount(None, None, "EUR")
 
 
 def test_an_equal_split_hands_the_remainder_out_by_user_id() -> None:
@@ -185,6 +221,8 @@ def test_a_split_is_stale_once_the_fee_or_its_currency_moves() -> None:
         (5, "EUR", "0.05"),
         (1250, "JPY", "1250"),
         (1250, "KWD", "1.250"),
+        (50_005, "BHD", "50.005"),
+        (50_000, "JPY", "50000"),
         (99_999_999, "USD", "999999.99"),
     ],
 )
@@ -192,3 +230,38 @@ def test_minor_units_become_braintree_decimals_by_the_currency_exponent(
     amount: int, currency: str, decimal: str
 ) -> None:
     assert minor_units_to_decimal(amount, currency) == decimal
+
+
+def test_a_refund_gives_back_at_most_what_is_left_of_a_paid_payment() -> None:
+    assert refund_amount("succeeded", 3000, 0, None) == 3000
+    assert refund_amount("succeeded", 3000, 0, 1000) == 1000
+    assert refund_amount("partially_refunded", 3000, 1000, None) == 2000
+    for status, refunded, requested, left in [
+        ("partially_refunded", 1000, 2001, 2000),
+        ("refunded", 3000, None, 0),
+        ("pending", 0, None, 0),
+        ("disputed", 0, 1, 0),
+        ("failed", 0, None, 0),
+    ]:
+        with pytest.raises(Conflict) as refusal:
+            refund_amount(status, 3000, refunded, requested)
+        assert refusal.value.details == {"refundable": left}, status
+
+
+def test_only_a_call_that_never_reached_the_gateway_counts_as_not_charged() -> None:
+    """A refused connection, a connect timeout or a 429 fail a payment at once; a read
+    timeout, a reset after sending or a 5xx leave it to the reconciler."""
+    http = braintree.exceptions.http
+    assert braintree_never_sent(http.timeout_error.ConnectTimeoutError("connect timed out"))
+    assert braintree_never_sent(braintree.exceptions.TooManyRequestsError())
+    refused = "HTTPConnectionPool: NewConnectionError: [Errno 111] Connection refused"
+    assert braintree_never_sent(http.ConnectionError(refused))
+    assert not braintree_never_sent(http.ConnectionError("Connection reset by peer"))
+    assert not braintree_never_sent(http.timeout_error.ReadTimeoutError("read timed out"))
+    assert not braintree_never_sent(braintree.exceptions.ServerError())
+    assert not braintree_never_sent(braintree.exceptions.ServiceUnavailableError())
+    assert stripe_never_sent(
+        stripe.APIConnectionError("(Network error: Cannot connect to host api.stripe.com:443)")
+    )
+    assert not stripe_never_sent(stripe.APIConnectionError("(Network error: Server disconnected)"))
+    assert not stripe_never_sent(stripe.APIError("An unknown error occurred", http_status=500))

@@ -16,6 +16,7 @@ import pytest
 
 from hub.errors import (
     Conflict,
+    CurrencyNotSupported,
     Forbidden,
     GatewayUnavailable,
     IdempotencyInProgress,
@@ -26,14 +27,27 @@ from hub.errors import (
 )
 from hub.fanout import Delivery
 from hub.payments.idempotency import IdempotentRequests, PaymentAnswer
-from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.payments.ports import (
+    ChargeRequest,
+    ChargeResult,
+    ClientConfig,
+    GatewayEvent,
+    OutcomeUnknown,
+)
 from hub.payments.rules import GatewayName, PaymentMethod, payment_fields, request_fingerprint
 from hub.payments.service import PaymentRequest, PaymentService
 from hub.payments.splits import SplitService
-from hub.payments.views import LedgerPage, MethodsView, PaymentCreated, PaymentUpdated, SplitView
+from hub.payments.views import (
+    LedgerPage,
+    MethodsView,
+    PaymentCreated,
+    PaymentUncertain,
+    PaymentUpdated,
+    SplitView,
+)
 from storage.sql.bands import BandRecord, BandRow, MemberRow
 from storage.sql.gigs import GigDetails, GigRow
-from storage.sql.payments import NewPayment, PaymentRow, WebhookOutcome
+from storage.sql.payments import AmountRule, GigMoney, NewPayment, PaymentRow, WebhookOutcome
 from storage.sql.payments_idempotency import IdempotencyRow, LostClaim
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -57,15 +71,33 @@ class MemoryIdempotency:
         self.found_busy = asyncio.Event()  # a claim found another owner's running record
 
     async def claim(
-        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
+        now: int,
+        expired_before: int | None = None,
     ) -> IdempotencyRow | None:
         found = self.rows.get((user_id, key))
+        if found is not None and expired_before is not None and found.state == "done":
+            if found.locked_at < expired_before:
+                del self.rows[(user_id, key)]
+                found = None
         if found is not None and found.state == "in_progress" and found.owner_token != owner:
             self.found_busy.set()
         return self.rows.setdefault(
             (user_id, key),
             IdempotencyRow(user_id, key, request_hash, "in_progress", owner, now, None, None, None),
         )
+
+    async def sweep(self, expired_before: int) -> int:
+        old = [
+            k for k, r in self.rows.items() if r.state == "done" and r.locked_at < expired_before
+        ]
+        for k in old:
+            del self.rows[k]
+        return len(old)
 
     async def retake(
         self, user_id: str, key: str, stale_owner: str, owner: str, now: int
@@ -100,11 +132,28 @@ class MemoryLedger:
         self.idempotency = idempotency
         self.payments: dict[str, PaymentRow] = {}
         self.events: set[tuple[str, str]] = set()
+        self.uncertain: set[str] = set()
 
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
+    gig: GigRow | None = None  # the gig whose money amount_for sees
+
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        money = None
+        if self.gig is not None and self.gig.id == payment.gig_id:
+            mine = [p for p in self.payments.values() if p.gig_id == payment.gig_id]
+            money = GigMoney(
+                self.gig.status,
+                self.gig.details.fee_amount,
+                self.gig.details.currency,
+                sum(p.amount - p.refunded_amount for p in mine if p.status == "succeeded"),
+                sum(p.amount for p in mine if p.status == "pending"),
+            )
+        amount = amount_for(money)
         self.idempotency.link(payment.user_id, key, owner, payment.id)
         row = PaymentRow(
             **dataclasses.asdict(payment),
+            amount=amount,
             status="pending",
             transaction_id=None,
             failure_reason=None,
@@ -115,6 +164,35 @@ class MemoryLedger:
 
     async def payment(self, payment_id: str) -> PaymentRow | None:
         return self.payments.get(payment_id)
+
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None:
+        row = self.payments[payment_id]
+        if row.status != "pending":
+            return None
+        self.uncertain.add(payment_id)
+        return row
+
+    async def clear_uncertain(self, payment_id: str) -> None:
+        self.uncertain.discard(payment_id)
+
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None:
+        row = self.payments[payment_id]
+        if row.status not in ("succeeded", "partially_refunded"):
+            return None
+        if not row.refunded_amount < refunded_total <= row.amount:
+            return None
+        status = "refunded" if refunded_total == row.amount else "partially_refunded"
+        self.payments[payment_id] = dataclasses.replace(
+            row, refunded_amount=refunded_total, status=status, updated_at=now
+        )
+        return self.payments[payment_id]
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]:
+        return [self.payments[p] for p in sorted(self.uncertain)][:limit]
 
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int
@@ -140,6 +218,7 @@ class MemoryLedger:
         row = self.payments[payment_id]
         if row.status not in allowed_from:
             return None
+        self.uncertain.discard(payment_id)
         self.payments[payment_id] = dataclasses.replace(
             row,
             status=status,
@@ -162,6 +241,7 @@ class MemoryLedger:
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome:
         if (gateway, event_id) in self.events:
             return WebhookOutcome(duplicate=True, payment=None, changed=False)
@@ -222,6 +302,7 @@ class Gigs:
             0,
         )
         self.band = band_record()
+        self.covered: list[str] = []  # gigs the service asked to settle
 
     async def access_gig(self, user_id: str, gig_id: str) -> tuple[GigRow, BandRecord, str]:
         role = self.band.role_of(user_id)
@@ -231,6 +312,9 @@ class Gigs:
 
     async def get(self, band_id: str) -> BandRecord | None:
         return self.band if band_id == BAND else None
+
+    async def mark_paid_if_covered(self, gig_id: str, band: BandRecord) -> None:
+        self.covered.append(gig_id)
 
 
 class Deliveries:
@@ -255,6 +339,10 @@ class FakeGateway:
         self.result = result
         self.failure: Exception | None = None
         self.charges: list[tuple[ChargeRequest, bool]] = []
+        self.found: ChargeResult | None = None  # what look_up finds
+        self.look_up_failure: Exception | None = None
+        self.looked_up: list[str] = []
+        self.refunds: list[tuple[str, int, str]] = []
 
     @property
     def method(self) -> PaymentMethod:
@@ -264,6 +352,10 @@ class FakeGateway:
     def name(self) -> GatewayName:
         return self._name
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        return ("EUR", "JPY") if self._method == "stripe" else ("EUR",)
+
     async def client_config(self) -> ClientConfig:
         return ClientConfig(publishable_key="pk_fake" if self._method == "stripe" else None)
 
@@ -272,6 +364,18 @@ class FakeGateway:
         if self.failure is not None:
             raise self.failure
         return self.result
+
+    async def client_secret(self, transaction_id: str) -> str | None:
+        return f"{transaction_id}_secret" if self._method == "stripe" else None
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        self.refunds.append((payment.id, amount, idempotency_key))
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        self.looked_up.append(payment.id)
+        if self.look_up_failure is not None:
+            raise self.look_up_failure
+        return self.found
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         if signature != "good":
@@ -300,6 +404,7 @@ def world(gigs: Gigs | None = None) -> World:
     idempotency = MemoryIdempotency()
     ledger = MemoryLedger(idempotency)
     gigs = gigs or Gigs()
+    ledger.gig = gigs.gig
     stripe = FakeGateway("stripe", "stripe", ChargeResult("pi_1", "pending", "pi_1_secret"))
     paypal = FakeGateway("paypal", "braintree", ChargeResult("sale_1", "succeeded"))
     fanout = Deliveries()
@@ -468,8 +573,101 @@ async def test_a_cancelled_gig_or_another_currency_is_refused() -> None:
         await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR"))
     w = world()
     with pytest.raises(Conflict) as currency:
-        await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 250, "USD", "n"))
+        await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "JPY"))
     assert currency.value.details == {"currency": "EUR"}
+
+
+async def test_a_currency_the_method_cannot_take_is_refused_before_anything_is_kept() -> None:
+    w = world()
+    with pytest.raises(CurrencyNotSupported) as refused:
+        await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 250, "JPY", "n"))
+    assert refused.value.http_status == 422 and refused.value.code == "currency_not_supported"
+    assert refused.value.details == {"currency": "JPY", "currencies": ["EUR"]}
+    assert w.ledger.payments == {} and w.idempotency.rows == {} and w.paypal.charges == []
+
+
+async def test_the_hub_decides_the_amount_from_what_is_outstanding() -> None:
+    w = world(Gigs(fee=1000))
+    part = await w.service.pay(MEMBER, "k1", "stripe", PaymentRequest(GIG, 400, "EUR"))
+    assert part.status == 201 and part.body["payment"]["amount"] == 400
+    rest = await w.service.pay(ADMIN, "k2", "stripe", PaymentRequest(GIG, None, "EUR"))
+    assert rest.status == 201 and rest.body["payment"]["amount"] == 600  # pending counts
+    with pytest.raises(Conflict) as nothing_left:
+        await w.service.pay(OWNER, "k3", "stripe", PaymentRequest(GIG, None, "EUR"))
+    assert nothing_left.value.details == {"outstanding": 0}
+    assert ("u-owner", "k3") not in w.idempotency.rows  # a refusal keeps no key
+
+
+async def test_a_success_asks_the_gigs_to_settle_the_gig() -> None:
+    w = world()
+    await w.service.pay(OWNER, "k", "paypal", PaymentRequest(GIG, None, "EUR", "n"))
+    assert w.gigs.covered == [GIG]
+
+
+async def test_an_unanswered_charge_stays_pending_and_the_reconciler_settles_it() -> None:
+    w = world()
+    w.paypal.failure = OutcomeUnknown("ReadTimeoutError")
+    request = PaymentRequest(GIG, 250, "EUR", "n")
+    answer = await w.service.pay(MEMBER, "k", "paypal", request)
+    assert answer.status == 202 and answer.body["retryable"] is False
+    PaymentUncertain.model_validate(answer.body)
+    payment_id = answer.body["payment"]["id"]
+    assert answer.body["payment"]["status"] == "pending"
+    assert await w.service.pay(MEMBER, "k", "paypal", request) == answer  # the key keeps it
+    assert len(w.paypal.charges) == 1
+    w.paypal.look_up_failure = GatewayUnavailable("no answer")
+    assert await w.service.reconciler.reconcile_once() == 0  # still unknown: asked again next round
+    assert w.ledger.payments[payment_id].status == "pending" and w.ledger.uncertain
+    w.paypal.look_up_failure = None
+    w.paypal.found = ChargeResult("sale_9", "succeeded")
+    assert await w.service.reconciler.reconcile_once() == 1
+    row = w.ledger.payments[payment_id]
+    assert (row.status, row.transaction_id) == ("succeeded", "sale_9")
+    assert not w.ledger.uncertain and await w.service.reconciler.reconcile_once() == 0
+    assert [d.payload["payment"]["status"] for d in w.fanout.sent if d.user_id == MEMBER] == [
+        "succeeded"
+    ]
+
+
+async def test_the_reconciler_fails_only_what_the_gateway_proves_was_not_charged() -> None:
+    w = world()
+    w.stripe.failure = OutcomeUnknown("APIError")
+    never = await w.service.pay(MEMBER, "k1", "stripe", PaymentRequest(GIG, 100, "EUR"))
+    declined = await w.service.pay(MEMBER, "k2", "stripe", PaymentRequest(GIG, 100, "EUR"))
+    w.stripe.found = None  # the search finds no PaymentIntent for the first
+    w.ledger.uncertain.discard(declined.body["payment"]["id"])
+    assert await w.service.reconciler.reconcile_once() == 1
+    assert w.ledger.payments[never.body["payment"]["id"]].status == "failed"
+    w.ledger.uncertain.add(declined.body["payment"]["id"])
+    w.stripe.look_up_failure = PaymentFailed("canceled", details={"gateway": "stripe"})
+    assert await w.service.reconciler.reconcile_once() == 1
+    assert w.ledger.payments[declined.body["payment"]["id"]].status == "failed"
+
+
+async def test_refunds_are_for_managers_once_per_key_and_never_more_than_paid() -> None:
+    w = world()
+    paid = await w.service.pay(MEMBER, "k", "paypal", PaymentRequest(GIG, 600, "EUR", "n"))
+    payment_id = paid.body["payment"]["id"]
+    with pytest.raises(Forbidden):
+        await w.service.refunds.refund(MEMBER, "r", payment_id, None)
+    with pytest.raises(NotFound) as stranger:
+        await w.service.refunds.refund(STRANGER, "r", payment_id, None)
+    with pytest.raises(NotFound) as missing:
+        await w.service.refunds.refund(OWNER, "r", "p-missing", None)
+    assert stranger.value.as_error() == missing.value.as_error()
+    part = await w.service.refunds.refund(ADMIN, "r1", payment_id, 200)
+    assert (part.status, part.body["payment"]["status"]) == (200, "partially_refunded")
+    assert await w.service.refunds.refund(ADMIN, "r1", payment_id, 200) == part
+    with pytest.raises(Conflict) as too_much:
+        await w.service.refunds.refund(OWNER, "r2", payment_id, 401)
+    assert too_much.value.details == {"refundable": 400}
+    rest = await w.service.refunds.refund(OWNER, "r3", payment_id, None)
+    assert rest.body["payment"]["refundedAmount"] == 600
+    assert rest.body["payment"]["status"] == "refunded"
+    assert w.paypal.refunds == [
+        (payment_id, 200, f"refund:{ADMIN}:r1"),
+        (payment_id, 400, f"refund:{OWNER}:r3"),
+    ]
 
 
 async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
@@ -480,7 +678,7 @@ async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
     fingerprint = request_fingerprint("paypal", payment_fields(GIG, 250, "EUR", "n"))
     await w.idempotency.claim(MEMBER, "k", fingerprint, "dead", 0)
     await w.ledger.create_pending(
-        NewPayment("p-dead", GIG, BAND, MEMBER, 250, "EUR", "paypal", 0), "k", "dead"
+        NewPayment("p-dead", GIG, BAND, MEMBER, "EUR", "paypal", 0), "k", "dead", lambda _: 250
     )
     answer = await w.service.pay(MEMBER, "k", "paypal", request)
     assert answer.body["payment"]["id"] == "p-dead" and len(w.ledger.payments) == 1
@@ -491,7 +689,10 @@ async def test_a_resumed_request_reuses_the_row_and_tells_the_gateway() -> None:
 async def test_methods_and_unconfigured_methods() -> None:
     w = world()
     assert MethodsView.model_validate(await w.service.methods()).model_dump(exclude_none=True) == {
-        "methods": [{"method": "stripe", "publishableKey": "pk_fake"}, {"method": "paypal"}]
+        "methods": [
+            {"method": "stripe", "currencies": ["EUR", "JPY"], "publishableKey": "pk_fake"},
+            {"method": "paypal", "currencies": ["EUR"]},
+        ]
     }
     bare = PaymentService(
         ledger=w.ledger,
@@ -641,3 +842,32 @@ async def test_splits_go_through_the_gig_and_band_access_rules() -> None:
     gigs.gig = dataclasses.replace(gigs.gig, status="cancelled")
     with pytest.raises(Conflict, match="cancelled"):
         await service.set_split(OWNER, GIG, "equal")
+
+
+async def test_the_key_keeps_no_client_secret_and_a_replay_asks_the_gateway_again() -> None:
+    w = world()
+    first = await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR"))
+    assert first.body["clientSecret"] == "pi_1_secret"
+    [record] = w.idempotency.rows.values()
+    assert record.response_body is not None and "secret" not in record.response_body
+    assert await w.service.pay(MEMBER, "k", "stripe", PaymentRequest(GIG, 250, "EUR")) == first
+
+
+async def test_an_answered_key_past_its_retention_is_a_new_request_and_is_swept() -> None:
+    records, clock = MemoryIdempotency(), Clock()
+    requests = IdempotentRequests(
+        records=records, clock=clock, stale_seconds=60, wait_seconds=5, retention_seconds=1
+    )
+    runs: list[str] = []
+
+    async def attempt(record: IdempotencyRow, owner: str) -> PaymentAnswer:
+        runs.append(owner)
+        return PaymentAnswer(201, {"run": len(runs)})
+
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 1}
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 1}
+    clock.now += 1_001
+    assert (await requests.run_once("u", "k", "h", attempt)).body == {"run": 2}
+    assert await requests.sweep() == 0  # the new record is young
+    clock.now += 1_001
+    assert await requests.sweep() == 1 and records.rows == {}

@@ -19,6 +19,7 @@ from hub.bands.views import GigChange, gig_updated_event
 from hub.clock import Clock
 from hub.errors import Conflict, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
+from hub.payments.rules import outstanding
 from hub.protocol.cursors import Page, cursor_uuid, decode_cursor, page_of, read_part
 from hub.protocol.fields import GigStatusName
 from storage.sql.bands import BandRecord
@@ -76,6 +77,24 @@ class GigService:
         except NotFound:
             raise NotFound("no such gig") from None
         return gig, record, role
+
+    async def money_of(self, gig: GigRow) -> tuple[int, int]:
+        """(paidAmount, outstanding) of the gig, in its minor units."""
+        paid, pending = await self._gigs.paid_and_pending(gig.id)
+        return paid, outstanding(gig.details.fee_amount, paid, pending)
+
+    async def mark_paid_if_covered(self, gig_id: str, band: BandRecord) -> None:
+        """A ``played`` gig whose succeeded payments cover its fee moves to ``paid``, pushed
+        as the manual move is; any other gig stays where it is."""
+        gig = await self._gigs.get(gig_id)
+        if gig is None or gig.status != "played" or gig.details.fee_amount <= 0:
+            return
+        paid, _ = await self._gigs.paid_and_pending(gig_id)
+        if paid < gig.details.fee_amount:
+            return
+        moved = await self._gigs.set_status_if(gig_id, "played", "paid", self._clock())
+        if moved is not None:
+            await self._push(band, moved, "status_changed")
 
     async def gigs_of(
         self, user_id: str, where: GigFilter, limit: int, cursor: str | None

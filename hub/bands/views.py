@@ -79,9 +79,24 @@ class GigView(View):
     notes: str | None
     status: GigStatusName
     updatedAt: int
+    paidAmount: int | None = Field(
+        default=None,
+        description="GET /api/gigs/:id only: what succeeded, less refunds and disputes",
+    )
+    outstanding: int | None = Field(
+        default=None, description="GET /api/gigs/:id only: fee - paid - pending, at least 0"
+    )
 
 
-def gig_view(gig: GigRow) -> GigView:
+def gig_view(gig: GigRow, money: tuple[int, int] | None = None) -> GigView:
+    """``money`` (paidAmount, outstanding) where the answer carries it (one gig's GET)."""
+    view = _gig_view(gig)
+    if money is not None:
+        view.paidAmount, view.outstanding = money
+    return view
+
+
+def _gig_view(gig: GigRow) -> GigView:
     d = gig.details
     return GigView(
         id=gig.id,

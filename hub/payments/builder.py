@@ -8,6 +8,7 @@ from hub.payments.gateways import PaymentGateways
 from hub.payments.service import PaymentService
 from hub.payments.splits import SplitService
 from hub.settings.sections import PaymentSettings
+from storage.redis.leases import RedisLease
 from storage.sql.bands import BandStore
 from storage.sql.payments import PaymentStore
 from storage.sql.payments_idempotency import IdempotencyStore
@@ -34,4 +35,7 @@ def build_payments(
         gateway_timeout_seconds=settings.gateway_timeout_seconds,
         idempotency_stale_seconds=settings.idempotency_stale_seconds,
         idempotency_wait_seconds=settings.idempotency_wait_seconds,
+        reconcile_lease=RedisLease(base.redis, base.keys.payment_reconcile_lease()),
+        reconcile_seconds=settings.reconcile_seconds,
+        idempotency_retention_seconds=settings.idempotency_retention_seconds,
     )

@@ -28,10 +28,17 @@ import braintree
 import braintree.exceptions.http
 from braintree.exceptions.braintree_error import BraintreeError
 
-from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
-from hub.payments.ports import ChargeRequest, ChargeResult, ClientConfig, GatewayEvent
+from hub.errors import Conflict, GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
+from hub.payments.ports import (
+    ChargeRequest,
+    ChargeResult,
+    ClientConfig,
+    GatewayEvent,
+    OutcomeUnknown,
+)
 from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
 from hub.settings import BraintreeConfig
+from storage.sql.payments import PaymentRow
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +55,12 @@ BRAINTREE_THREADS = 8  # concurrent Braintree calls per node; more wait their tu
 BRAINTREE_NOTIFICATION_FACTS: dict[str, GatewayFact] = {
     "transaction_settled": "succeeded",
     "transaction_settlement_declined": "settlement_declined",
+    "dispute_opened": "disputed",
+    "dispute_won": "dispute_won",
     "dispute_lost": "refunded",
 }
+BRAINTREE_REFUNDABLE = frozenset({"settled", "settling"})
+BRAINTREE_VOIDABLE = frozenset({"submitted_for_settlement", "authorized", "settlement_pending"})
 
 
 def minor_units_to_decimal(amount: int, currency: str) -> str:
@@ -87,6 +98,12 @@ class BraintreePayments:
             )
         )
         self._threads = ThreadPoolExecutor(BRAINTREE_THREADS, thread_name_prefix="braintree")
+        self._accounts = dict(config.merchant_accounts)
+
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """Those with a merchant account: Braintree charges in the account's currency."""
+        return tuple(sorted(self._accounts))
 
     @property
     def method(self) -> PaymentMethod:
@@ -103,18 +120,26 @@ class BraintreePayments:
     async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
         """The sale for this ledger row: the one a resumed request's dead owner made, if
         Braintree has it, else a new one."""
-        sale = await self._find_sale(charge.payment_id) if resumed else None
+        sale = await self._find_sale(charge) if resumed else None
         return sale or await self._sell(charge)
 
     async def _sell(self, charge: ChargeRequest) -> ChargeResult:
+        account = self._accounts.get(charge.currency)
+        if account is None:  # the service refuses these before any row: never reached
+            raise GatewayRefused(
+                f"no Braintree merchant account for {charge.currency}",
+                details={"gateway": "paypal"},
+            )
         params = {
             "amount": minor_units_to_decimal(charge.amount, charge.currency),
+            "merchant_account_id": account,
             "payment_method_nonce": charge.nonce,
             "order_id": charge.payment_id,
             "options": {"submit_for_settlement": True},
         }
-        result = await self._call(self._gateway.transaction.sale, params)
+        result = await self._call(self._gateway.transaction.sale, params, charging=True)
         if result.is_success:
+            await self._check_sale(result.transaction, charge.amount, charge.currency)
             return _sale_result(result.transaction)
         transaction = getattr(result, "transaction", None)
         details: dict[str, Any] = {"gateway": "paypal", "reason": str(result.message)}
@@ -125,13 +150,85 @@ class BraintreePayments:
             )
         raise PaymentFailed("PayPal declined the payment", details=details)
 
-    async def _find_sale(self, payment_id: str) -> ChargeResult | None:
-        search = braintree.TransactionSearch.order_id == payment_id
+    async def _find_sale(self, charge: ChargeRequest) -> ChargeResult | None:
+        return await self._sale_of(charge.payment_id, charge.amount, charge.currency)
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        """``transaction.refund`` of a settled sale, or ``void`` of one not settled yet (which
+        can only be undone in full). Braintree has no idempotency key: it refuses to refund
+        more than was settled, which is what keeps a retry from refunding twice."""
+        if payment.transaction_id is None:
+            raise GatewayRefused("the payment has no Braintree sale", details={"gateway": "paypal"})
+        transaction = await self._call(self._gateway.transaction.find, payment.transaction_id)
+        status = str(transaction.status)
+        if status in BRAINTREE_REFUNDABLE:
+            decimal = minor_units_to_decimal(amount, payment.currency)
+            result = await self._call(
+                self._gateway.transaction.refund, payment.transaction_id, decimal
+            )
+        elif status in BRAINTREE_VOIDABLE and amount == payment.amount - payment.refunded_amount:
+            result = await self._call(self._gateway.transaction.void, payment.transaction_id)
+        elif status in BRAINTREE_VOIDABLE:
+            raise Conflict(
+                "PayPal can refund a sale that has not settled only in full",
+                details={"refundable": payment.amount - payment.refunded_amount},
+            )
+        else:
+            raise GatewayRefused(
+                f"PayPal cannot refund a {status} sale", details={"gateway": "paypal"}
+            )
+        if not result.is_success:
+            raise GatewayRefused(
+                "PayPal (Braintree) refused the refund",
+                details={"gateway": "paypal", "reason": str(result.message)},
+            )
+
+    async def client_secret(self, transaction_id: str) -> str | None:
+        return None  # a sale is final at once: nothing to confirm in the app
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        """The sale with the payment's id as its order id: None only when Braintree's search
+        says there is none (the sale was never created)."""
+        return await self._sale_of(payment.id, payment.amount, payment.currency)
+
+    async def _sale_of(self, order_id: str, amount: int, currency: str) -> ChargeResult | None:
+        search = braintree.TransactionSearch.order_id == order_id
         found = await self._call(self._gateway.transaction.search, search)
         if not found.ids:
             return None
         transaction = await self._call(self._gateway.transaction.find, found.ids[0])
+        await self._check_sale(transaction, amount, currency)
         return _sale_result(transaction)
+
+    async def _check_sale(self, transaction: Any, asked: int, asked_currency: str) -> None:
+        """The sale is in the currency and for the amount asked, or it is voided and the
+        payment fails with ``gateway_error``: a sale in the merchant account's currency
+        instead of the gig's would take the wrong money."""
+        expected = Decimal(minor_units_to_decimal(asked, asked_currency))
+        currency = str(getattr(transaction, "currency_iso_code", "") or "")
+        amount = Decimal(str(getattr(transaction, "amount", "") or "NaN"))
+        if currency == asked_currency and amount == expected:
+            return
+        transaction_id = str(transaction.id)
+        log.warning(
+            "Braintree sold %s %s for a payment of %s %s: voiding it",
+            amount,
+            currency,
+            expected,
+            asked_currency,
+        )
+        try:
+            await self._call(self._gateway.transaction.void, transaction_id)
+        except (GatewayRefused, GatewayUnavailable):
+            log.error("Braintree sale %s could not be voided: void it by hand", transaction_id)
+        raise GatewayRefused(
+            "PayPal (Braintree) charged another currency or amount than asked; the sale was voided",
+            details={
+                "gateway": "paypal",
+                "transactionId": transaction_id,
+                "reason": f"charged {amount} {currency}, asked {expected} {asked_currency}",
+            },
+        )
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         if signature is None:
@@ -171,21 +268,18 @@ class BraintreePayments:
     async def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def _call(self, operation: Any, *args: Any) -> Any:
-        """One library call in a worker thread, its failures as the hub's gateway errors."""
+    async def _call(self, operation: Any, *args: Any, charging: bool = False) -> Any:
+        """One library call in a worker thread, its failures as the hub's gateway errors. A
+        ``charging`` call that may have reached Braintree without an answer (a read timeout,
+        a reset connection, a 5xx) raises ``OutcomeUnknown``; one that surely did not (a
+        refused connection, a connect timeout, 429) is ``GatewayUnavailable``."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._threads, functools.partial(operation, *args))
-        except (
-            braintree.exceptions.ServiceUnavailableError,
-            braintree.exceptions.ServerError,
-            braintree.exceptions.GatewayTimeoutError,
-            braintree.exceptions.RequestTimeoutError,
-            braintree.exceptions.TooManyRequestsError,
-            braintree.exceptions.http.ConnectionError,
-            braintree.exceptions.http.TimeoutError,
-        ) as exc:
+        except BRAINTREE_NO_ANSWER as exc:
             log.warning("Braintree did not answer: %s", type(exc).__name__)
+            if charging and not braintree_never_sent(exc):
+                raise OutcomeUnknown(type(exc).__name__) from None
             raise GatewayUnavailable(
                 "PayPal (Braintree) did not answer; the payment was not made. Try again with "
                 "a new Idempotency-Key.",
@@ -196,6 +290,32 @@ class BraintreePayments:
             raise GatewayRefused(
                 "PayPal (Braintree) refused the payment request", details={"gateway": "paypal"}
             ) from None
+
+
+BRAINTREE_NO_ANSWER = (
+    braintree.exceptions.ServiceUnavailableError,
+    braintree.exceptions.ServerError,
+    braintree.exceptions.GatewayTimeoutError,
+    braintree.exceptions.RequestTimeoutError,
+    braintree.exceptions.TooManyRequestsError,
+    braintree.exceptions.http.ConnectionError,
+    braintree.exceptions.http.TimeoutError,
+)
+
+
+def braintree_never_sent(exc: BaseException) -> bool:
+    """Whether a failed call surely never reached Braintree: the connection was refused or
+    never made (connect timeout), or Braintree turned it away unprocessed (429)."""
+    if isinstance(
+        exc,
+        braintree.exceptions.TooManyRequestsError
+        | braintree.exceptions.http.timeout_error.ConnectTimeoutError,
+    ):
+        return True
+    if isinstance(exc, braintree.exceptions.http.ConnectionError):
+        text = repr(exc.args)
+        return "NewConnectionError" in text or "Connection refused" in text
+    return False
 
 
 def _sale_result(transaction: Any) -> ChargeResult:

@@ -66,11 +66,13 @@ class IdempotentRequests:
         clock: Clock,
         stale_seconds: int,
         wait_seconds: int,
+        retention_seconds: int = 86_400,
     ) -> None:
         self._records = records
         self._clock = clock
         self._stale_ms = stale_seconds * 1000
         self._wait_ms = wait_seconds * 1000
+        self._retention_ms = retention_seconds * 1000
 
     async def run_once(
         self, user_id: str, key: str, fingerprint: str, attempt: Attempt
@@ -82,7 +84,9 @@ class IdempotentRequests:
         pause = FIRST_PAUSE_SECONDS
         while True:
             now = self._clock()
-            record = await self._records.claim(user_id, key, fingerprint, owner, now)
+            record = await self._records.claim(
+                user_id, key, fingerprint, owner, now, expired_before=now - self._retention_ms
+            )
             if record is None:
                 continue  # released between insert and select: claim again
             verdict = idempotency_verdict(record, fingerprint, owner, now, self._stale_ms)
@@ -104,6 +108,10 @@ class IdempotentRequests:
                 raise still_running()
             await asyncio.sleep(pause)
             pause = min(pause * 2, LONGEST_PAUSE_SECONDS)
+
+    async def sweep(self) -> int:
+        """Remove the finished records older than the retention; how many went."""
+        return await self._records.sweep(self._clock() - self._retention_ms)
 
     async def _run(self, record: IdempotencyRow, owner: str, attempt: Attempt) -> PaymentAnswer:
         try:

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from hub.payments.rules import GatewayFact, GatewayName, PaymentMethod
 from storage.sql.bands import BandRecord
 from storage.sql.gigs import GigRow
-from storage.sql.payments import NewPayment, PaymentRow, WebhookOutcome
+from storage.sql.payments import AmountRule, NewPayment, PaymentRow, WebhookOutcome
 from storage.sql.payments_idempotency import IdempotencyRow
 from storage.sql.payments_splits import ShareRow, SplitRow
 
@@ -65,6 +65,18 @@ class GatewayEvent:
     payment_id: str | None
     transaction_id: str | None
     reason: str | None = None
+    # How much of the charge has gone back in all (Stripe's ``amount_refunded``), when the
+    # event says: a partial refund moves the ledger by it.
+    refunded_total: int | None = None
+
+
+class OutcomeUnknown(Exception):
+    """A charge may have reached the gateway without an answer (a timeout, a connection reset
+    after sending, a 5xx): the payment stays ``pending`` until the reconciler asks."""
+
+    def __init__(self, what: str, transaction_id: str | None = None) -> None:
+        super().__init__(what)
+        self.transaction_id = transaction_id
 
 
 class PaymentGateway(Protocol):
@@ -80,11 +92,30 @@ class PaymentGateway(Protocol):
     def name(self) -> GatewayName:
         """The gateway itself (``stripe``, ``braintree``): how its webhook events are kept."""
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The ISO 4217 currencies this gateway can charge, as the app is told them."""
+
     async def client_config(self) -> ClientConfig: ...
 
     async def charge(self, charge: ChargeRequest, *, resumed: bool) -> ChargeResult:
         """Charge once. ``resumed``: an earlier request for this ledger row may have reached
-        the gateway before its node died; the charge must not be made a second time."""
+        the gateway before its node died; the charge must not be made a second time. Raises
+        ``OutcomeUnknown`` when the charge may have been made without an answer."""
+
+    async def refund(self, payment: PaymentRow, amount: int, idempotency_key: str) -> None:
+        """Give ``amount`` of the payment back through the gateway's own refund (Stripe: a
+        Refund with the key; Braintree: ``transaction.refund``, or ``void`` for a sale not
+        settled yet, in full only)."""
+
+    async def client_secret(self, transaction_id: str) -> str | None:
+        """The secret the app confirms a pending charge with, fetched again (the hub does
+        not keep it); None for gateways without one."""
+
+    async def look_up(self, payment: PaymentRow) -> ChargeResult | None:
+        """What the gateway made of a charge whose answer was lost: its result, None when the
+        gateway proves there is none, ``PaymentFailed`` for a charge it declined; any other
+        gateway error means "ask again later"."""
 
     def verify_webhook(self, payload: str | bytes, signature: str | None) -> GatewayEvent:
         """The event in a webhook, or ``InvalidPayload`` unless ``signature`` is the gateway's
@@ -99,8 +130,16 @@ class PaymentGateway(Protocol):
 
 class IdempotencyRecords(Protocol):
     async def claim(
-        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
+        now: int,
+        expired_before: int | None = None,
     ) -> IdempotencyRow | None: ...
+
+    async def sweep(self, expired_before: int) -> int: ...
 
     async def retake(
         self, user_id: str, key: str, stale_owner: str, owner: str, now: int
@@ -114,10 +153,25 @@ class IdempotencyRecords(Protocol):
 
 
 class Ledger(Protocol):
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
-        """Raises ``LostClaim`` (writing nothing) if the idempotency record is not ours."""
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        """Decides the amount with ``amount_for`` under the gig's lock; raises ``LostClaim``
+        (writing nothing) if the idempotency record is not ours."""
 
     async def payment(self, payment_id: str) -> PaymentRow | None: ...
+
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None: ...
+
+    async def clear_uncertain(self, payment_id: str) -> None: ...
+
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None: ...
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]: ...
 
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int
@@ -147,6 +201,7 @@ class Ledger(Protocol):
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome: ...
 
     async def ledger_page(
@@ -161,10 +216,18 @@ class Ledger(Protocol):
     ) -> list[PaymentRow]: ...
 
 
+class Lease(Protocol):
+    async def take(self, ttl_ms: int) -> bool:
+        """True when this node now holds the lease for ``ttl_ms`` (one node at a time)."""
+
+
 class GigAccess(Protocol):
     async def access_gig(self, user_id: str, gig_id: str) -> tuple[GigRow, BandRecord, str]:
         """The gig, its band and the user's role; ``not_found`` unless they are a member
         (``hub.bands.gigs.GigService``)."""
+
+    async def mark_paid_if_covered(self, gig_id: str, band: BandRecord) -> None:
+        """Move a ``played`` gig to ``paid`` when its succeeded payments cover the fee."""
 
 
 class BandRecords(Protocol):

@@ -15,17 +15,22 @@ from typing import Any, Literal
 
 import orjson
 
-from hub.errors import Conflict, InvalidPayload
+from hub.errors import Conflict, InvalidPayload, NotFound
+from storage.sql.payments import GigMoney
 from storage.sql.payments_idempotency import IdempotencyRow
 from storage.sql.payments_splits import ShareRow, SplitRow
 
 PaymentMethod = Literal["stripe", "paypal"]
-PaymentStatus = Literal["pending", "succeeded", "failed", "refunded"]
+PaymentStatus = Literal[
+    "pending", "succeeded", "failed", "refunded", "partially_refunded", "disputed"
+]
 SplitMode = Literal["equal", "shares"]
 # The gateway behind a method, as the webhook-events table names it.
 GatewayName = Literal["stripe", "braintree"]
 # What a gateway says happened to a payment; ``next_status`` turns it into a ledger move.
-GatewayFact = Literal["succeeded", "failed", "refunded", "settlement_declined"]
+GatewayFact = Literal[
+    "succeeded", "failed", "refunded", "settlement_declined", "disputed", "dispute_won"
+]
 IdempotencyVerdict = Literal["run", "replay", "mismatch", "wait", "retake"]
 
 MAX_PAYMENT_AMOUNT = 99_999_999  # Stripe's ceiling in minor units (999,999.99 in EUR)
@@ -38,12 +43,21 @@ MAX_SPLIT_SHARES = 500
 # - failed: only from pending; a failed attempt reported after success changes nothing.
 # - refunded: also from pending, in case the refund's event overtakes the success's.
 # - settlement_declined: Braintree reverses a sale it had accepted (succeeded → failed).
+# - refunded: in full (a partial refund moves ``refunded_amount``, see the ledger), or a
+#   dispute lost.
 TRANSITIONS: Mapping[GatewayFact, tuple[PaymentStatus, frozenset[str]]] = {
     "succeeded": ("succeeded", frozenset({"pending", "failed"})),
     "failed": ("failed", frozenset({"pending"})),
-    "refunded": ("refunded", frozenset({"pending", "succeeded"})),
+    "refunded": (
+        "refunded",
+        frozenset({"pending", "succeeded", "partially_refunded", "disputed"}),
+    ),
     "settlement_declined": ("failed", frozenset({"pending", "succeeded"})),
+    # A chargeback: the money is held back until the dispute closes (lost: ``refunded``).
+    "disputed": ("disputed", frozenset({"succeeded", "partially_refunded"})),
+    "dispute_won": ("succeeded", frozenset({"disputed"})),
 }
+REFUNDABLE = frozenset({"succeeded", "partially_refunded"})
 NO_MOVE: tuple[None, frozenset[str]] = (None, frozenset())
 
 
@@ -84,12 +98,66 @@ def request_fingerprint(method: PaymentMethod, fields: Mapping[str, Any]) -> str
     return hashlib.sha256(canonical).hexdigest()
 
 
-def payment_fields(gig_id: str, amount: int, currency: str, nonce: str | None) -> dict[str, Any]:
-    """What a payment request asks, as it is fingerprinted (the nonce only where a method
-    takes one)."""
-    fields: dict[str, Any] = {"gigId": gig_id, "amount": amount, "currency": currency}
+def payment_fields(
+    gig_id: str, amount: int | None, currency: str, nonce: str | None
+) -> dict[str, Any]:
+    """What a payment request asks, as it is fingerprinted (the amount only when the app
+    named one, the nonce only where a method takes one)."""
+    fields: dict[str, Any] = {"gigId": gig_id, "currency": currency}
+    if amount is not None:
+        fields["amount"] = amount
     if nonce is not None:
         fields["nonce"] = nonce
+    return fields
+
+
+def outstanding(fee: int, paid: int, pending: int) -> int:
+    """What is still to pay on a gig: its fee less what succeeded (net of refunds and
+    disputes) and what is pending; never below zero."""
+    return max(0, fee - paid - pending)
+
+
+def payment_amount(money: GigMoney | None, requested: int | None, currency: str) -> int:
+    """The amount of a new payment, decided by the hub from the gig as it is under its lock:
+    the whole outstanding amount, or the part the app asked for if that is no more. A gig
+    with nothing to pay (no fee, fully paid or pending, cancelled) is ``conflict`` with
+    ``details.outstanding``."""
+    if money is None:
+        raise NotFound("no such gig")
+    if currency != money.currency:
+        raise Conflict(
+            f"the gig's fee is in {money.currency}", details={"currency": money.currency}
+        )
+    left = outstanding(money.fee, money.paid, money.pending)
+    details = {"outstanding": left}
+    if money.gig_status == "cancelled":
+        raise Conflict("the gig is cancelled", details=details)
+    if money.fee <= 0:
+        raise Conflict("the gig has no fee to pay", details=details)
+    if left == 0:
+        raise Conflict("nothing is outstanding on this gig", details=details)
+    if requested is not None and requested > left:
+        raise Conflict(f"only {left} is outstanding on this gig", details=details)
+    return left if requested is None else requested
+
+
+def refund_amount(status: str, amount: int, refunded: int, requested: int | None) -> int:
+    """What a refund gives back: all that is left of the payment, or the part asked for if
+    that is no more; a payment that is not (still) paid is ``conflict``, as is asking more
+    than is left (``details.refundable``)."""
+    left = amount - refunded if status in REFUNDABLE else 0
+    if left <= 0:
+        raise Conflict(f"a {status} payment cannot be refunded", details={"refundable": 0})
+    if requested is not None and requested > left:
+        raise Conflict(f"only {left} can be refunded", details={"refundable": left})
+    return left if requested is None else requested
+
+
+def refund_fields(payment_id: str, amount: int | None) -> dict[str, Any]:
+    """What a refund request asks, as it is fingerprinted."""
+    fields: dict[str, Any] = {"refund": payment_id}
+    if amount is not None:
+        fields["amount"] = amount
     return fields
 
 
@@ -97,14 +165,6 @@ def refuse_cancelled(gig_status: str) -> None:
     """A cancelled gig is neither paid for nor split."""
     if gig_status == "cancelled":
         raise Conflict("the gig is cancelled")
-
-
-def check_payable(gig_status: str, gig_currency: str, currency: str) -> None:
-    """Who may pay is the gig's access rule (its band's members); this is what else must
-    hold: the gig goes ahead, and the payment is in the gig's currency."""
-    refuse_cancelled(gig_status)
-    if currency != gig_currency:
-        raise Conflict(f"the gig's fee is in {gig_currency}", details={"currency": gig_currency})
 
 
 def equal_split(total: int, member_ids: Collection[str]) -> list[ShareRow]:

@@ -1,16 +1,20 @@
 """Gig payments: a ledger in integer minor units, charged at most once per Idempotency-Key,
 settled by the gateways' signed webhooks exactly once.
 
-One pay path for every method: claim the key (``hub.payments.idempotency``) → check the gig
-through the gigs' access rule (a stranger gets ``not_found``, as for a gig that does not
-exist) → write the ledger row ``pending`` → charge through the method's gateway port → record
-what the gateway made of it → answer. The webhook then moves the row to its final status
-through ``hub.payments.rules.transition``; every move is pushed as ``payment:updated``.
+One pay path for every method: check the method takes the currency → claim the key
+(``hub.payments.idempotency``) → check the gig through the gigs' access rule (a stranger
+gets ``not_found``, as for a gig that does not exist) → decide the amount from what is
+outstanding and write the ledger row ``pending``, under the gig's lock → charge through the
+method's gateway port → record what the gateway made of it → answer. The webhook then moves
+the row to its final status through ``hub.payments.rules.transition``; every move is pushed
+as ``payment:updated`` (``hub.payments.moves``).
 
 Gateway answers, decided once here (and in docs/protocol.md): the gateway declined the
 payment → 402 ``payment_failed``; it refused the hub's own request (credentials, invalid
-request) → 502 ``gateway_error``; it did not answer → 503 ``unavailable``. In all three the
-row is ``failed`` and the answer is kept for the key: a new attempt takes a new key.
+request, a sale in the wrong currency) → 502 ``gateway_error``; it surely never got the
+request → 503 ``unavailable``. In all three the row is ``failed`` and the answer is kept for
+the key: a new attempt takes a new key. A charge that may have reached the gateway without an
+answer stays ``pending`` (202, ``retryable: false``) for ``hub.payments.reconciler``.
 """
 
 from __future__ import annotations
@@ -23,25 +27,33 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from hub.bands.service import may_manage
 from hub.clock import Clock
-from hub.errors import GatewayRefused, GatewayUnavailable, InvalidPayload, PaymentFailed
-from hub.fanout import Delivery, Fanout
+from hub.errors import (
+    CurrencyNotSupported,
+    GatewayRefused,
+    GatewayUnavailable,
+    InvalidPayload,
+    PaymentFailed,
+)
+from hub.fanout import Fanout
 from hub.payments.idempotency import IdempotentRequests, PaymentAnswer
+from hub.payments.moves import LedgerMoves
 from hub.payments.ports import (
     BandRecords,
     ChargeRequest,
-    ChargeResult,
     GigAccess,
     IdempotencyRecords,
+    Lease,
     Ledger,
+    OutcomeUnknown,
     PaymentGateway,
 )
+from hub.payments.reconciler import Reconciler
+from hub.payments.refunds import RefundService
 from hub.payments.rules import (
-    TRANSITIONS,
     PaymentMethod,
     PaymentStatus,
-    check_payable,
+    payment_amount,
     payment_fields,
     request_fingerprint,
     transition,
@@ -52,8 +64,7 @@ from hub.payments.views import (
     method_view,
     methods_view,
     payment_created,
-    payment_updated,
-    payment_view,
+    payment_uncertain,
     webhook_ack,
 )
 from hub.protocol.cursors import decode_cursor, page_of
@@ -74,7 +85,7 @@ class PaymentRequest:
     """A payment as the app asks for it; ``nonce`` for the methods that sell with one."""
 
     gig_id: str
-    amount: int
+    amount: int | None  # None: the whole outstanding amount
     currency: str
     nonce: str | None = None
 
@@ -94,6 +105,9 @@ class PaymentService:
         gateway_timeout_seconds: int,
         idempotency_stale_seconds: int,
         idempotency_wait_seconds: int,
+        reconcile_lease: Lease | None = None,
+        reconcile_seconds: int = 60,
+        idempotency_retention_seconds: int = 86_400,
     ) -> None:
         if idempotency_stale_seconds <= gateway_timeout_seconds:
             # A record may be retaken only once its owner's gateway call has surely ended.
@@ -112,6 +126,24 @@ class PaymentService:
             clock=clock,
             stale_seconds=idempotency_stale_seconds,
             wait_seconds=idempotency_wait_seconds,
+            retention_seconds=idempotency_retention_seconds,
+        )
+        self._moves = LedgerMoves(ledger=ledger, gigs=gigs, bands=bands, fanout=fanout, clock=clock)
+        self.refunds = RefundService(
+            ledger=ledger,
+            gigs=gigs,
+            gateways=self._gateways,
+            moves=self._moves,
+            once=self._once,
+            clock=clock,
+        )
+        self.reconciler = Reconciler(
+            ledger=ledger,
+            moves=self._moves,
+            gateways=self._gateways,
+            lease=reconcile_lease,
+            interval_seconds=reconcile_seconds,
+            sweep=self._once.sweep,
         )
 
     # What the hub offers
@@ -121,9 +153,10 @@ class PaymentService:
         offered: list[dict[str, Any]] = []
         for method, gateway in self._gateways.items():
             try:
-                offered.append(method_view(method, await gateway.client_config()))
+                config = await gateway.client_config()
+                offered.append(method_view(method, gateway.currencies, config))
             except GATEWAY_ERRORS as exc:
-                offered.append(method_view(method, None, error=exc.as_error()))
+                offered.append(method_view(method, gateway.currencies, None, error=exc.as_error()))
         return methods_view(offered)
 
     # Paying
@@ -133,6 +166,12 @@ class PaymentService:
     ) -> PaymentAnswer:
         """Charge the gig's fee share once per (user, key) through ``method``'s gateway."""
         gateway = self._gateway(method, details={"method": method})
+        if request.currency not in gateway.currencies:
+            # Refused before the key is claimed or any row written.
+            raise CurrencyNotSupported(
+                f"{GATEWAY_LABELS[method]} cannot take {request.currency} on this hub",
+                details={"currency": request.currency, "currencies": list(gateway.currencies)},
+            )
         fingerprint = request_fingerprint(
             method, payment_fields(request.gig_id, request.amount, request.currency, request.nonce)
         )
@@ -145,11 +184,34 @@ class PaymentService:
                     resumed=record.payment_id is not None,
                 )
             except GATEWAY_ERRORS as exc:
-                return await self._failed(payment, exc)
-            current = await self._record_charge(payment, result)
-            return PaymentAnswer(201, payment_created(current, result.client_secret))
+                return await self._moves.failed(payment, exc)
+            except OutcomeUnknown as unknown:
+                return await self._uncertain(payment, unknown)
+            current = await self._moves.record_charge(payment, result)
+            if result.client_secret is not None:
+                secrets[current.id] = result.client_secret
+            # The answer kept for the key holds no client secret: it is fetched again.
+            return PaymentAnswer(201, payment_created(current, None))
 
-        return await self._once.run_once(user_id, key, fingerprint, attempt)
+        secrets: dict[str, str] = {}
+        answer = await self._once.run_once(user_id, key, fingerprint, attempt)
+        return await self._with_client_secret(gateway, answer, secrets)
+
+    async def _with_client_secret(
+        self, gateway: PaymentGateway, answer: PaymentAnswer, secrets: dict[str, str]
+    ) -> PaymentAnswer:
+        """A pending charge's answer with the secret the app confirms it with: the one just
+        made, or for a replay the one the gateway gives again for the PaymentIntent."""
+        payment = answer.body.get("payment")
+        if answer.status != 201 or not isinstance(payment, dict):
+            return answer
+        secret = secrets.get(str(payment.get("id")))
+        transaction_id = payment.get("transactionId")
+        if secret is None and isinstance(transaction_id, str):
+            secret = await gateway.client_secret(transaction_id)
+        if secret is None:
+            return answer
+        return PaymentAnswer(answer.status, {**answer.body, "clientSecret": secret})
 
     def _gateway(self, method: PaymentMethod, details: dict[str, Any] | None) -> PaymentGateway:
         gateway = self._gateways.get(method)
@@ -186,66 +248,30 @@ class PaymentService:
             if existing is not None:
                 return existing
         gig, _, _ = await self._gigs.access_gig(user_id, request.gig_id)
-        check_payable(gig.status, gig.details.currency, request.currency)
         return await self._ledger.create_pending(
             NewPayment(
                 id=str(uuid.uuid4()),
                 gig_id=gig.id,
                 band_id=gig.band_id,
                 user_id=user_id,
-                amount=request.amount,
                 currency=request.currency,
                 method=method,
                 created_at=self._clock(),
             ),
             record.key,
             owner,
+            lambda money: payment_amount(money, request.amount, request.currency),
         )
 
-    async def _record_charge(self, payment: PaymentRow, result: ChargeResult) -> PaymentRow:
-        """The row after what the gateway made of the charge: succeeded at once (a sale), or
-        still pending with the gateway's transaction attached (a webhook decides)."""
-        now = self._clock()
-        if result.status == "succeeded":
-            target, allowed = TRANSITIONS["succeeded"]
-            moved = await self._ledger.move_status(
-                payment.id,
-                target,
-                allowed,
-                transaction_id=result.transaction_id,
-                reason=None,
-                now=now,
-            )
-        else:
-            moved = await self._ledger.attach_transaction(payment.id, result.transaction_id, now)
-            if moved is None:
-                # The row names another transaction than the one the gateway just gave:
-                # answering would hand the app a payment the ledger does not know.
-                raise RuntimeError(f"payment {payment.id} already has another transaction")
-        if moved is not None:
-            await self._announce(moved)
-        return moved or await self._ledger.payment(payment.id) or payment
-
-    async def _failed(
-        self, payment: PaymentRow, exc: PaymentFailed | GatewayRefused | GatewayUnavailable
-    ) -> PaymentAnswer:
-        """The gateway said no, or nothing: the row is failed and the answer says why."""
-        target, allowed = TRANSITIONS["failed"]
-        transaction_id = (exc.details or {}).get("transactionId")
-        moved = await self._ledger.move_status(
-            payment.id,
-            target,
-            allowed,
-            transaction_id=transaction_id if isinstance(transaction_id, str) else None,
-            reason=exc.message,
-            now=self._clock(),
+    async def _uncertain(self, payment: PaymentRow, unknown: OutcomeUnknown) -> PaymentAnswer:
+        """The gateway may have charged without answering: the row stays ``pending`` for the
+        reconciler, and the answer (kept for the key) says not to pay again."""
+        log.warning("payment %s: outcome unknown (%s), left to the reconciler", payment.id, unknown)
+        marked = await self._ledger.mark_uncertain(
+            payment.id, unknown.transaction_id, self._clock()
         )
-        if moved is not None:
-            await self._announce(moved)
-        current = moved or await self._ledger.payment(payment.id) or payment
-        error = exc.as_error()
-        error["details"] = {**(exc.details or {}), "payment": payment_view(current)}
-        return PaymentAnswer(exc.http_status, {"error": error})
+        current = marked or await self._ledger.payment(payment.id) or payment
+        return PaymentAnswer(202, payment_uncertain(current))
 
     # Webhooks
 
@@ -268,26 +294,11 @@ class PaymentService:
             allowed_from=allowed,
             reason=event.reason,
             now=self._clock(),
+            refunded_total=event.refunded_total,
         )
         if outcome.changed and outcome.payment is not None:
-            await self._announce(outcome.payment)
+            await self._moves.announce(outcome.payment)
         return webhook_ack(outcome.duplicate)
-
-    async def _announce(self, payment: PaymentRow) -> None:
-        """``payment:updated`` to the band's owner and admins, and to the payer. The change is
-        committed already: a failed push is logged, never undone."""
-        try:
-            band = await self._bands.get(payment.band_id)
-            managers = {m.user_id for m in band.members if may_manage(m.role)} if band else set()
-            payload = payment_updated(payment)
-            await self._fanout.deliver(
-                [
-                    Delivery(user, "payment:updated", payload)
-                    for user in sorted({*managers, payment.user_id})
-                ]
-            )
-        except Exception:
-            log.warning("payment:updated for %s not pushed", payment.id, exc_info=True)
 
     # The ledger
 

@@ -25,6 +25,7 @@ class PaymentView(View):
     bandId: str
     userId: str = Field(description="the payer")
     amount: int = Field(description="integer minor units (1250 = 12.50 EUR)")
+    refundedAmount: int = Field(description="what went back to the payer (route or webhook)")
     currency: str
     method: PaymentMethod
     status: PaymentStatus
@@ -41,6 +42,7 @@ def payment_view(payment: PaymentRow) -> dict[str, Any]:
         "bandId": payment.band_id,
         "userId": payment.user_id,
         "amount": payment.amount,
+        "refundedAmount": payment.refunded_amount,
         "currency": payment.currency,
         "method": payment.method,
         "status": payment.status,
@@ -66,6 +68,18 @@ def payment_created(payment: PaymentRow, client_secret: str | None) -> dict[str,
     return answer
 
 
+class PaymentUncertain(View):
+    """202: the gateway may have charged without answering. The hub finds out by itself
+    (``payment:updated`` follows); do not pay again."""
+
+    payment: PaymentView
+    retryable: bool = Field(description="always false: do not pay again")
+
+
+def payment_uncertain(payment: PaymentRow) -> dict[str, Any]:
+    return {"payment": payment_view(payment), "retryable": False}
+
+
 @pushed("payment:updated")
 class PaymentUpdated(View):
     """``payment:updated``, pushed to the band's owner and admins and to the payer."""
@@ -74,6 +88,16 @@ class PaymentUpdated(View):
 
 
 def payment_updated(payment: PaymentRow) -> dict[str, Any]:
+    return {"payment": payment_view(payment)}
+
+
+class PaymentRefunded(View):
+    """The payment after a refund: ``refunded`` or ``partially_refunded``."""
+
+    payment: PaymentView
+
+
+def payment_refunded(payment: PaymentRow) -> dict[str, Any]:
     return {"payment": payment_view(payment)}
 
 
@@ -88,6 +112,7 @@ def ledger_page(page: Page[PaymentRow]) -> dict[str, Any]:
 
 class MethodView(View):
     method: PaymentMethod
+    currencies: list[str] = Field(description="the currencies this method can take")
     publishableKey: str | None = None
     clientToken: str | None = Field(default=None, description="Braintree Drop-in token")
     error: dict[str, Any] | None = Field(
@@ -96,11 +121,14 @@ class MethodView(View):
 
 
 def method_view(
-    method: PaymentMethod, config: ClientConfig | None, error: dict[str, Any] | None = None
+    method: PaymentMethod,
+    currencies: tuple[str, ...],
+    config: ClientConfig | None,
+    error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A configured method with what the app needs; with ``error`` (and a null
-    ``clientToken``) when its gateway did not answer for it."""
-    entry: dict[str, Any] = {"method": method}
+    """A configured method with the currencies it takes and what the app needs; with
+    ``error`` (and a null ``clientToken``) when its gateway did not answer for it."""
+    entry: dict[str, Any] = {"method": method, "currencies": list(currencies)}
     if error is not None:
         entry["clientToken"] = None
         entry["error"] = error

@@ -119,6 +119,8 @@ class BraintreeConfig:
     public_key: str
     private_key: str = field(repr=False)
     environment: str
+    # currency → Braintree merchant account: a sale is charged in its account's currency.
+    merchant_accounts: tuple[tuple[str, str], ...] = ()
 
 
 def stripe_from_env(env: Mapping[str, str]) -> StripeConfig | None:
@@ -154,4 +156,22 @@ def braintree_from_env(env: Mapping[str, str]) -> BraintreeConfig | None:
             "BRAINTREE_ENVIRONMENT must be sandbox, production or an http://host:port URL, "
             f"got {environment!r}"
         )
-    return BraintreeConfig(merchant, public, private, environment)
+    accounts = merchant_accounts_from_env(_text(env, "BRAINTREE_MERCHANT_ACCOUNTS"))
+    return BraintreeConfig(merchant, public, private, environment, accounts)
+
+
+def merchant_accounts_from_env(value: str) -> tuple[tuple[str, str], ...]:
+    """``EUR:band_eur,USD:band_usd`` → ``(("EUR", "band_eur"), ("USD", "band_usd"))``."""
+    accounts: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        currency, _, account = entry.partition(":")
+        currency, account = currency.strip(), account.strip()
+        if len(currency) != 3 or not currency.isalpha() or not currency.isupper() or not account:
+            raise SettingsError(
+                "BRAINTREE_MERCHANT_ACCOUNTS must be CUR:merchant_account pairs separated by "
+                f"commas (EUR:band_eur,USD:band_usd), got {entry!r}"
+            )
+        if currency in accounts:
+            raise SettingsError(f"BRAINTREE_MERCHANT_ACCOUNTS names {currency} twice")
+        accounts[currency] = account
+    return tuple(sorted(accounts.items()))

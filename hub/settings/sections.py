@@ -305,6 +305,12 @@ class PaymentSettings:
             "`sandbox`",
             "`sandbox`, `production`, or an `http://host:port` base URL (a local fake in tests)",
         ),
+        (
+            "`BRAINTREE_MERCHANT_ACCOUNTS`",
+            "unset",
+            "the Braintree merchant account per currency, `EUR:band_eur,USD:band_usd`; a PayPal "
+            "payment in a currency without one is refused (422 `currency_not_supported`)",
+        ),
     )
 
     stripe: StripeConfig | None = None
@@ -323,6 +329,20 @@ class PaymentSettings:
         "PAYMENT_IDEMPOTENCY_WAIT_SECONDS",
         40,
         "how long a concurrent retry waits for the first request's answer before a retryable 409",
+        minimum=1,
+    )
+    idempotency_retention_seconds: int = setting(
+        "PAYMENT_IDEMPOTENCY_RETENTION_SECONDS",
+        86_400,
+        "an answered Idempotency-Key is kept this long, then ignored and swept (a retry after "
+        "it is a new payment)",
+        minimum=1,
+    )
+    reconcile_seconds: int = setting(
+        "PAYMENT_RECONCILE_SECONDS",
+        60,
+        "how often (and at start-up) one node asks the gateways about payments whose charge "
+        "went unanswered (timeout, reset, 5xx) and settles them",
         minimum=1,
     )
 

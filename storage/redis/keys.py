@@ -48,3 +48,7 @@ class RedisKeys:
     def user_call(self, user_id: str) -> str:
         """The id of the answered call the user is in (for ``busy``), with a TTL."""
         return f"{self.prefix}:user_call:{user_id}"
+
+    def payment_reconcile_lease(self) -> str:
+        """Held by the node reconciling unanswered payments this round (``RedisLease``)."""
+        return f"{self.prefix}:payment_reconcile_lease"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from storage.failures import translates_failures
+from storage.sql.payments import SUM_GIG_PAYMENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,11 @@ class GigStore:
             limit,
         )
         return [_gig(r) for r in rows]
+
+    async def paid_and_pending(self, gig_id: str) -> tuple[int, int]:
+        """What the gig's payments add up to: (paid, less refunds and disputes; pending)."""
+        row = await self._pool.fetchrow(SUM_GIG_PAYMENTS, gig_id)
+        return (int(row["paid"]), int(row["pending"])) if row else (0, 0)
 
     async def of_band_from(self, band_id: str, first_date: dt.date, limit: int) -> list[GigRow]:
         rows = await self._pool.fetch(SELECT_BAND_GIGS_FROM, band_id, first_date, limit)

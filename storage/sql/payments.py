@@ -9,7 +9,7 @@ record (``storage.sql.payments_idempotency``) in the transaction that inserts it
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import asyncpg
@@ -32,18 +32,36 @@ class PaymentRow:
     failure_reason: str | None
     created_at: int
     updated_at: int
+    refunded_amount: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class NewPayment:
+    """A payment about to be written; its amount is decided under the gig's lock."""
+
     id: str
     gig_id: str
     band_id: str
     user_id: str
-    amount: int
     currency: str
     method: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class GigMoney:
+    """A gig's fee and what its payments add up to: ``paid`` is what succeeded less what went
+    back (refunds, disputes), ``pending`` what is not decided yet."""
+
+    gig_status: str
+    fee: int
+    currency: str
+    paid: int
+    pending: int
+
+
+# Decides a new payment's amount from the gig's money, or raises (writing nothing).
+AmountRule = Callable[[GigMoney | None], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +76,23 @@ class WebhookOutcome:
 
 PAYMENT_COLUMNS = (
     "id, gig_id, band_id, user_id, amount, currency, method, status, transaction_id, "
-    "failure_reason, created_at, updated_at"
+    "failure_reason, created_at, updated_at, refunded_amount"
 )
 INSERT_PAYMENT = f"""
 INSERT INTO payments (id, gig_id, band_id, user_id, amount, currency, method, status,
                       created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
 RETURNING {PAYMENT_COLUMNS}
+"""
+# The gig row is locked FOR UPDATE while a payment's amount is decided from what its payments
+# add up to, so two payments for one gig (any node) are decided one after the other.
+LOCK_GIG_FOR_PAYMENT = "SELECT status, fee_amount, currency FROM gigs WHERE id = $1 FOR UPDATE"
+SUM_GIG_PAYMENTS = """
+SELECT
+  COALESCE(SUM(amount - refunded_amount)
+           FILTER (WHERE status IN ('succeeded', 'partially_refunded')), 0) AS paid,
+  COALESCE(SUM(amount) FILTER (WHERE status = 'pending'), 0) AS pending
+FROM payments WHERE gig_id = $1
 """
 SELECT_PAYMENT = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
 ATTACH_TRANSACTION = f"""
@@ -77,9 +105,34 @@ RETURNING {PAYMENT_COLUMNS}
 MOVE_PAYMENT_STATUS = f"""
 UPDATE payments
 SET status = $2, transaction_id = COALESCE(transaction_id, $4), failure_reason = $5,
-    updated_at = $6
+    updated_at = $6, uncertain_since = NULL,
+    refunded_amount = CASE WHEN $2 = 'refunded' THEN amount ELSE refunded_amount END
 WHERE id = $1 AND status = ANY($3::text[])
 RETURNING {PAYMENT_COLUMNS}
+"""
+# A pending payment whose gateway call ended without an answer: the reconciler's to settle.
+MARK_UNCERTAIN = f"""
+UPDATE payments
+SET uncertain_since = COALESCE(uncertain_since, $3), transaction_id = COALESCE(transaction_id, $2),
+    updated_at = $3
+WHERE id = $1 AND status = 'pending'
+RETURNING {PAYMENT_COLUMNS}
+"""
+# A refund, by the total given back so far: the route and the gateway's webhook may both
+# report one refund, and the larger total wins once. Never more than the payment.
+RECORD_REFUND = f"""
+UPDATE payments
+SET refunded_amount = $2,
+    status = CASE WHEN $2 >= amount THEN 'refunded' ELSE 'partially_refunded' END,
+    updated_at = $3
+WHERE id = $1 AND status IN ('succeeded', 'partially_refunded') AND $2 > refunded_amount
+  AND $2 <= amount
+RETURNING {PAYMENT_COLUMNS}
+"""
+CLEAR_UNCERTAIN = "UPDATE payments SET uncertain_since = NULL WHERE id = $1"
+SELECT_UNCERTAIN = f"""
+SELECT {PAYMENT_COLUMNS} FROM payments WHERE uncertain_since IS NOT NULL
+ORDER BY uncertain_since LIMIT $1
 """
 INSERT_WEBHOOK_EVENT_IF_NEW = """
 INSERT INTO payment_webhook_events (gateway, event_id, kind, received_at)
@@ -126,6 +179,19 @@ def _payment(row: asyncpg.Record) -> PaymentRow:
         failure_reason=row["failure_reason"],
         created_at=int(row["created_at"]),
         updated_at=int(row["updated_at"]),
+        refunded_amount=int(row["refunded_amount"]),
+    )
+
+
+def gig_money(gig: asyncpg.Record | None, sums: asyncpg.Record | None) -> GigMoney | None:
+    if gig is None or sums is None:
+        return None
+    return GigMoney(
+        gig_status=str(gig["status"]),
+        fee=int(gig["fee_amount"]),
+        currency=str(gig["currency"]),
+        paid=int(sums["paid"]),
+        pending=int(sums["pending"]),
     )
 
 
@@ -136,18 +202,25 @@ class PaymentStore:
 
     # The ledger
 
-    async def create_pending(self, payment: NewPayment, key: str, owner: str) -> PaymentRow:
-        """Insert the pending row and tie it to the idempotency record in one transaction,
-        so a request that retakes the record finds this row instead of making another.
+    async def create_pending(
+        self, payment: NewPayment, key: str, owner: str, amount_for: AmountRule
+    ) -> PaymentRow:
+        """Lock the gig, decide the amount from what its payments add up to (``amount_for``
+        may raise: nothing is written), insert the pending row and tie it to the idempotency
+        record, in one transaction: so a request that retakes the record finds this row, and
+        concurrent payments for one gig never add up to more than ``amount_for`` allows.
         Raises ``LostClaim`` (writing nothing) if the record is no longer ours."""
         async with self._pool.acquire() as conn, conn.transaction():
+            gig = await conn.fetchrow(LOCK_GIG_FOR_PAYMENT, payment.gig_id)
+            sums = await conn.fetchrow(SUM_GIG_PAYMENTS, payment.gig_id) if gig else None
+            amount = amount_for(gig_money(gig, sums))
             row = await conn.fetchrow(
                 INSERT_PAYMENT,
                 payment.id,
                 payment.gig_id,
                 payment.band_id,
                 payment.user_id,
-                payment.amount,
+                amount,
                 payment.currency,
                 payment.method,
                 payment.created_at,
@@ -163,6 +236,27 @@ class PaymentStore:
     async def payment(self, payment_id: str) -> PaymentRow | None:
         row = await self._pool.fetchrow(SELECT_PAYMENT, payment_id)
         return None if row is None else _payment(row)
+
+    async def mark_uncertain(
+        self, payment_id: str, transaction_id: str | None, now: int
+    ) -> PaymentRow | None:
+        """The pending row, now waiting for the reconciler; None if it is no longer pending."""
+        row = await self._pool.fetchrow(MARK_UNCERTAIN, payment_id, transaction_id, now)
+        return None if row is None else _payment(row)
+
+    async def record_refund(
+        self, payment_id: str, refunded_total: int, now: int
+    ) -> PaymentRow | None:
+        """The row with ``refunded_total`` given back, or None when that moves nothing."""
+        row = await self._pool.fetchrow(RECORD_REFUND, payment_id, refunded_total, now)
+        return None if row is None else _payment(row)
+
+    async def clear_uncertain(self, payment_id: str) -> None:
+        await self._pool.execute(CLEAR_UNCERTAIN, payment_id)
+
+    async def uncertain_payments(self, limit: int) -> list[PaymentRow]:
+        """The payments whose outcome the gateway has not told, oldest first."""
+        return [_payment(r) for r in await self._pool.fetch(SELECT_UNCERTAIN, limit)]
 
     async def attach_transaction(
         self, payment_id: str, transaction_id: str, now: int
@@ -205,6 +299,7 @@ class PaymentStore:
         allowed_from: Collection[str],
         reason: str | None,
         now: int,
+        refunded_total: int | None = None,
     ) -> WebhookOutcome:
         """Record the event and make the move it implies, in one transaction: exactly once."""
         async with self._pool.acquire() as conn, conn.transaction():
@@ -219,6 +314,13 @@ class PaymentStore:
             if found is None:
                 return WebhookOutcome(duplicate=False, payment=None, changed=False)
             await conn.execute(SET_WEBHOOK_EVENT_PAYMENT, gateway, event_id, found["id"])
+            if refunded_total is not None:
+                moved = await conn.fetchrow(RECORD_REFUND, found["id"], refunded_total, now)
+                return WebhookOutcome(
+                    duplicate=False,
+                    payment=_payment(moved or found),
+                    changed=moved is not None,
+                )
             if status is None:
                 return WebhookOutcome(duplicate=False, payment=_payment(found), changed=False)
             moved = await conn.fetchrow(

@@ -38,6 +38,15 @@ IDEMPOTENCY_COLUMNS = (
     "response_body"
 )
 
+# A finished record older than the retention is ignored (and swept): a retry after it is a
+# new request, as with Stripe's own 24 h keys.
+DELETE_IDEMPOTENCY_EXPIRED_KEY = """
+DELETE FROM payment_idempotency
+WHERE user_id = $1 AND key = $2 AND state = 'done' AND created_at < $3
+"""
+SWEEP_IDEMPOTENCY_EXPIRED = """
+DELETE FROM payment_idempotency WHERE state = 'done' AND created_at < $1
+"""
 INSERT_IDEMPOTENCY_IF_NEW = f"""
 INSERT INTO payment_idempotency (user_id, key, request_hash, state, owner_token, locked_at,
                                  created_at)
@@ -93,16 +102,30 @@ class IdempotencyStore:
         self._pool = pool
 
     async def claim(
-        self, user_id: str, key: str, request_hash: str, owner: str, now: int
+        self,
+        user_id: str,
+        key: str,
+        request_hash: str,
+        owner: str,
+        now: int,
+        expired_before: int | None = None,
     ) -> IdempotencyRow | None:
-        """The record for (user, key): a new one owned by ``owner``, or whoever's it is.
-        None only if it vanished between the two statements (a released claim)."""
+        """The record for (user, key): a new one owned by ``owner``, or whoever's it is; a
+        finished one made before ``expired_before`` is forgotten first. None only if it
+        vanished between the two statements (a released claim)."""
+        if expired_before is not None:
+            await self._pool.execute(DELETE_IDEMPOTENCY_EXPIRED_KEY, user_id, key, expired_before)
         row = await self._pool.fetchrow(
             INSERT_IDEMPOTENCY_IF_NEW, user_id, key, request_hash, owner, now
         )
         if row is None:
             row = await self._pool.fetchrow(SELECT_IDEMPOTENCY, user_id, key)
         return None if row is None else _idempotency(row)
+
+    async def sweep(self, expired_before: int) -> int:
+        """Remove every finished record made before ``expired_before``; how many went."""
+        done = await self._pool.execute(SWEEP_IDEMPOTENCY_EXPIRED, expired_before)
+        return int(done.split()[-1])
 
     async def retake(
         self, user_id: str, key: str, stale_owner: str, owner: str, now: int

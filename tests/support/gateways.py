@@ -16,6 +16,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -66,12 +67,111 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.answers_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         self.fail_with: int | None = None  # 500: api_error; 402: card_error
+        # 500 after creating the PaymentIntent: Stripe did the work, the answer is an error.
+        self.fail_after_create = False
+        self.searches = 0
+        self.refunds: list[dict[str, Any]] = []
         self.delay = 0.0
         self.hold: Hold | None = None
         self.held: list[Hold] = []
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/payment_intents", self.create_payment_intent)]
+        return [
+            web.post("/v1/payment_intents", self.create_payment_intent),
+            web.get("/v1/payment_intents/search", self.search_payment_intents),
+            web.get("/v1/payment_intents/{intent_id}", self.retrieve_payment_intent),
+            web.post("/v1/refunds", self.create_refund),
+        ]
+
+    async def create_refund(self, request: web.Request) -> web.Response:
+        """A Refund of a PaymentIntent's charge; a repeated key gets the first answer."""
+        if not self._authorized(request):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=401)
+        params = _flatten_form(await request.text())
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and key in self.answers_by_key:
+            status, body = self.answers_by_key[key]
+            return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
+        intent = self.intents.get(params.get("payment_intent", ""))
+        amount = int(params.get("amount", "0"))
+        if intent is None or intent["amount_refunded"] + amount > intent["amount"]:
+            status, body = (
+                400,
+                {"error": {"type": "invalid_request_error", "code": "charge_already_refunded"}},
+            )
+        else:
+            intent["amount_refunded"] += amount
+            refund = {
+                "id": "re_" + uuid.uuid4().hex[:24],
+                "object": "refund",
+                "amount": amount,
+                "payment_intent": intent["id"],
+                "status": "succeeded",
+            }
+            self.refunds.append(refund)
+            status, body = 200, refund
+        if key is not None:
+            self.answers_by_key[key] = (status, body)
+        return web.json_response(body, status=status, headers={"Stripe-Should-Retry": "false"})
+
+    def charge_refunded(self, intent_id: str) -> dict[str, Any]:
+        """``charge.refunded`` as Stripe sends it after a refund: full or partial, by the
+        charge's ``amount_refunded`` so far."""
+        intent = self.intents[intent_id]
+        charge = {
+            "id": "ch_" + intent_id[3:],
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": intent["amount_refunded"],
+            "currency": intent["currency"],
+            "payment_intent": intent_id,
+            "refunded": intent["amount_refunded"] == intent["amount"],
+            "metadata": {},
+        }
+        return self.event("charge.refunded", charge)
+
+    def dispute(self, kind: str, intent_id: str, status: str) -> dict[str, Any]:
+        """``charge.dispute.created`` / ``charge.dispute.closed`` (status won or lost)."""
+        intent = self.intents[intent_id]
+        dispute = {
+            "id": "dp_" + uuid.uuid4().hex[:24],
+            "object": "dispute",
+            "amount": intent["amount"],
+            "charge": "ch_" + intent_id[3:],
+            "payment_intent": intent_id,
+            "status": status,
+            "metadata": {},
+        }
+        return self.event(kind, dispute)
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {STRIPE_SECRET_KEY}"
+
+    async def search_payment_intents(self, request: web.Request) -> web.Response:
+        """Only the query the hub makes: ``metadata['paymentId']:'<id>'``."""
+        if not self._authorized(request):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=401)
+        self.searches += 1
+        query = request.query.get("query", "")
+        prefix = "metadata['paymentId']:'"
+        if not (query.startswith(prefix) and query.endswith("'")):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=400)
+        wanted = query[len(prefix) : -1]
+        data = [i for i in self.intents.values() if i["metadata"].get("paymentId") == wanted]
+        return web.json_response(
+            {"object": "search_result", "data": data, "has_more": False, "url": request.path}
+        )
+
+    async def retrieve_payment_intent(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": {"type": "invalid_request_error"}}, status=401)
+        intent = self.intents.get(request.match_info["intent_id"])
+        if intent is None:
+            return web.json_response(
+                {"error": {"type": "invalid_request_error", "code": "resource_missing"}},
+                status=404,
+            )
+        return web.json_response(intent)
 
     async def create_payment_intent(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {STRIPE_SECRET_KEY}":
@@ -86,6 +186,8 @@ class FakeStripe:
             status, body = self.answers_by_key[key]
             return web.json_response(body, status=status, headers={"Idempotent-Replayed": "true"})
         status, body = self._answer(params)
+        if self.fail_after_create:
+            status, body = 500, {"error": {"type": "api_error", "message": "An error occurred"}}
         if key is not None:
             self.answers_by_key[key] = (status, body)
         hold, self.hold = self.hold, None
@@ -120,6 +222,7 @@ class FakeStripe:
             "currency": params["currency"],
             "client_secret": f"{intent_id}_secret_{uuid.uuid4().hex[:16]}",
             "status": "requires_payment_method",
+            "amount_refunded": 0,
             "metadata": metadata,
             "livemode": False,
             "created": int(time.time()),
@@ -178,6 +281,15 @@ def signed_stripe_webhook(
     return payload.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
+# The fake's merchant accounts and the currency each charges in (what the hub is told).
+BRAINTREE_ACCOUNT_CURRENCIES = (
+    ("band_eur", "EUR"),
+    ("band_usd", "USD"),
+    ("band_jpy", "JPY"),
+    ("band_kwd", "KWD"),
+)
+
+
 class FakeBraintree:
     """``/merchants/{id}/…`` as Braintree's XML API answers the calls the hub makes: sales,
     client tokens, the order-id search and a transaction by id."""
@@ -189,9 +301,18 @@ class FakeBraintree:
         self.fail_with: int | None = None
         self.hold: Hold | None = None
         self.held: list[Hold] = []
+        self.voided: list[str] = []
+        self.refunded: dict[str, list[str]] = {}  # sale id -> refunded amounts (decimals)
+        # Braintree charges in the merchant account's currency; a sale without an account
+        # goes to the default one (EUR here). ``charge_in`` forces a currency (a wrong
+        # account setup at Braintree).
+        self.account_currencies = dict(BRAINTREE_ACCOUNT_CURRENCIES)
+        self.charge_in: str | None = None
         base = f"/merchants/{BRAINTREE_MERCHANT_ID}"
         self._routes = [
             web.post(base + "/transactions", self.sale),
+            web.put(base + "/transactions/{transaction_id}/void", self.void),
+            web.post(base + "/transactions/{transaction_id}/refund", self.refund),
             web.post(base + "/transactions/advanced_search_ids", self.search_ids),
             web.get(base + "/transactions/{transaction_id}", self.find),
             web.post(base + "/client_token", self.client_token),
@@ -227,6 +348,9 @@ class FakeBraintree:
             "type": root.findtext("type"),
             "submit_for_settlement": root.findtext("options/submit_for_settlement"),
         }
+        account = root.findtext("merchant_account_id")
+        if account is not None:
+            sale["merchant_account_id"] = account
         self.sales.append(sale)
         transaction = {
             "id": uuid.uuid4().hex[:8],
@@ -234,6 +358,7 @@ class FakeBraintree:
             "order_id": sale["order_id"] or "",
             "status": "submitted_for_settlement",
             "processor_response_text": "Approved",
+            "currency": self.charge_in or self.account_currencies.get(account or "", "EUR"),
         }
         if sale["nonce"] == DECLINED_NONCE:
             transaction["status"] = "processor_declined"
@@ -252,6 +377,42 @@ class FakeBraintree:
                 status=422,
             )
         return self._xml(self._transaction_xml(transaction), status=201)
+
+    async def void(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401)
+        transaction = self.transactions.get(request.match_info["transaction_id"])
+        if transaction is None:
+            return web.Response(status=404)
+        transaction["status"] = "voided"
+        self.voided.append(transaction["id"])
+        return self._xml(self._transaction_xml(transaction))
+
+    async def refund(self, request: web.Request) -> web.Response:
+        """A credit for part or all of a settled sale; never more than is left of it."""
+        if not self._authorized(request):
+            return web.Response(status=401)
+        sale = self.transactions.get(request.match_info["transaction_id"])
+        if sale is None:
+            return web.Response(status=404)
+        root = _xml_fields(await request.text())
+        amount = Decimal(root.findtext("amount") or sale["amount"])
+        refunded = sum((Decimal(a) for a in self.refunded.get(sale["id"], [])), Decimal(0))
+        if sale["status"] != "settled" or refunded + amount > Decimal(sale["amount"]):
+            return self._xml(
+                '<api-error-response><errors><errors type="array"/></errors>'
+                "<message>Refund amount is too large.</message></api-error-response>",
+                status=422,
+            )
+        self.refunded.setdefault(sale["id"], []).append(str(amount))
+        credit = {
+            **sale,
+            "id": uuid.uuid4().hex[:8],
+            "amount": str(amount),
+            "status": "submitted_for_settlement",
+        }
+        self.transactions[credit["id"]] = {**credit, "order_id": ""}
+        return self._xml(self._transaction_xml(credit), status=201)
 
     async def search_ids(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -289,7 +450,7 @@ class FakeBraintree:
             f"<order-id>{escape(t['order_id'])}</order-id>"
             f"<processor-response-text>{escape(t['processor_response_text'])}"
             "</processor-response-text>"
-            "<currency-iso-code>EUR</currency-iso-code>"
+            f"<currency-iso-code>{escape(t['currency'])}</currency-iso-code>"
             "</transaction>"
         )
 
@@ -350,4 +511,7 @@ class FakeGateways:
             "BRAINTREE_PUBLIC_KEY": BRAINTREE_PUBLIC_KEY,
             "BRAINTREE_PRIVATE_KEY": BRAINTREE_PRIVATE_KEY,
             "BRAINTREE_ENVIRONMENT": self.url,
+            "BRAINTREE_MERCHANT_ACCOUNTS": ",".join(
+                f"{currency}:{account}" for account, currency in BRAINTREE_ACCOUNT_CURRENCIES
+            ),
         }
