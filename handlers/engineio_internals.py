@@ -172,6 +172,11 @@ class EngineSockets:
             return False
         return True
 
+    async def disconnect(self, sid: str) -> None:
+        """A Socket.IO disconnect (the client is told to stay away), after whatever was
+        queued for it. Public API: ``AsyncServer.disconnect``."""
+        await self._sio.disconnect(sid)
+
     async def drop_slow_consumers(
         self, *, max_queued: int, metrics: HubMetrics, interval: float = 1.0
     ) -> None:

@@ -25,6 +25,7 @@ from hub.fanout import (
     NodeDirectory,
     NodeFrame,
     PresenceRevocation,
+    SessionsEnded,
     UserPresence,
     decode_frames,
     encode_frames,
@@ -90,6 +91,30 @@ class SocketFanout:
         self._apply_revocation(frame)
         await self._publish_to_all(frame)
 
+    async def end_sessions(self, ended: SessionsEnded) -> None:
+        """Applied here at once, then on every node when the frame comes back (a connection
+        is ended once: the second time finds it ending or gone)."""
+        await self._end_here(ended)
+        await self._publish_to_all(ended)
+
+    async def _end_here(self, ended: SessionsEnded) -> None:
+        ending = [
+            state
+            for session_id in ended.session_ids
+            for state in self._connections.connections_of_session(session_id)
+            if not state.ending and state.user_id == ended.user_id
+        ]
+        if not ending:
+            return
+        for state in ending:
+            state.ending = True
+        await self._send(ending, ended.event, {"reason": ended.reason})
+        for state in ending:
+            try:
+                await self._sockets.disconnect(state.sid)
+            except Exception:
+                log.warning("could not disconnect an ended session's socket", exc_info=True)
+
     async def on_bus_message(self, message: bytes) -> None:
         """A bus message for this node, or for all of them: act on each of its frames."""
         for frame in decode_frames(message):
@@ -99,6 +124,8 @@ class SocketFanout:
                 watchers = self._connections.watchers_of(frame.user_id)
                 if watchers:
                     await self._send(list(watchers), "presence", presence_view(frame))
+            elif isinstance(frame, SessionsEnded):
+                await self._end_here(frame)
             else:
                 self._apply_revocation(frame)
 
@@ -126,7 +153,9 @@ class SocketFanout:
         for viewer, users in frame.revoked.items():
             self._connections.revoke(viewer, users)
 
-    async def _publish_to_all(self, frame: UserPresence | PresenceRevocation) -> None:
+    async def _publish_to_all(
+        self, frame: UserPresence | PresenceRevocation | SessionsEnded
+    ) -> None:
         try:
             await self._bus.publish_to_all(encode_frames([frame]))
         except Exception:

@@ -341,7 +341,10 @@ def _attach_socket_events(
     dispatcher = EventDispatcher(connections, services.metrics)
     # Every table of SOCKET_TABLES (what the authorization matrix covers), each with the
     # services its handlers may call; binding one twice or missing one fails at start.
-    dispatcher.add(session.events, session.SessionEventServices(tokens=services.tokens))
+    dispatcher.add(
+        session.events,
+        session.SessionEventServices(tokens=services.tokens, sessions=services.sessions),
+    )
     dispatcher.add(
         messages.events,
         messages.MessageEventServices(messaging=services.messaging, metrics=services.metrics),
@@ -358,6 +361,7 @@ def _attach_socket_events(
         sio,
         connections,
         tokens=services.tokens,
+        sessions=services.sessions,
         presence=services.presence,
         metrics=services.metrics,
         clock=services.clock,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from hub.accounts.builder import build_accounts
 from hub.accounts.service import AccountService
+from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
 from hub.bands.builder import build_bands
 from hub.bands.gigs import GigService
@@ -38,6 +39,7 @@ from storage.redis.presence import RedisDeviceRegistry
 class Services:
     tokens: TokenService
     accounts: AccountService
+    sessions: SessionService
     messaging: MessagingService
     presence: PresenceService
     typing: TypingService
@@ -75,6 +77,7 @@ def build_hub(
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
+        sessions=accounts.sessions,
         messaging=messaging.service,
         presence=build_presence(settings.presence, base, devices, settings.server.node_id),
         typing=messaging.typing,

@@ -30,6 +30,7 @@ import pytest_asyncio
 from hub.app import SOCKET_TABLES
 from tests.support import Account, Api, HubNode, Phone, seal
 from tests.support.bands import create_band, create_gig
+from tests.support.clients import PASSWORD
 from tests.support.gateways import (
     BRAINTREE_PRIVATE_KEY,
     STRIPE_SECRET_KEY,
@@ -67,6 +68,8 @@ class Scene:
     live_call_id: str = ""
     signer: nacl.signing.SigningKey | None = None
     phones: dict[str, Phone] = field(default_factory=dict)
+    # A second session (device "spare") of each actor, for the cases that end a session.
+    spare_tokens: dict[str, str] = field(default_factory=dict)
     # What each of them must never see: label -> text.
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -303,6 +306,14 @@ async def scene(servers: Servers) -> AsyncIterator[Scene]:
             people = await api.register_many("owner", "member", "former", "stranger", "bystander")
             scene = Scene(env, node, http, *people)
             await build_scene(scene)
+            for actor in (scene.stranger, scene.former):
+                status, body = await api.request(
+                    "POST",
+                    "/api/auth/login",
+                    json={"email": actor.email, "password": PASSWORD, "device": {"id": "spare"}},
+                )
+                assert status == 200, body
+                scene.spare_tokens[actor.id] = body["accessToken"]
             try:
                 yield scene
             finally:
@@ -326,6 +337,8 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     check: Callable[[Scene, Account, Any], None] | None = None
     name: str = ""
+    # The actor's token to send, when not their main one.
+    token: Callable[[Scene, Account], str] | None = None
 
     @property
     def id(self) -> str:
@@ -404,9 +417,17 @@ CASES = [
     Case(
         "POST",
         "/api/auth/logout",
-        404,
-        name="another's login",
+        204,
+        name="closes only the caller's own (spare) session, whatever refreshToken says",
         body=lambda s, a: {"refreshToken": s.owner.refresh_token},
+        token=lambda s, a: s.spare_tokens[a.id],
+    ),
+    Case(
+        "POST",
+        "/api/auth/password",
+        401,
+        name="with a wrong current password",
+        body=lambda s, a: {"currentPassword": "not it", "newPassword": "a new long password"},
     ),
     Case(
         "POST",
@@ -629,9 +650,8 @@ async def test_rest_route_refuses_strangers_and_former_members(
     actor = scene.actor(role)
     path = fill(case.route, case.params(scene, actor)) + case.query(scene, actor)
     body = case.body(scene, actor)
-    answer = await rest(
-        scene, case.method, path, token=actor.access_token, json=body, headers=case.headers
-    )
+    token = case.token(scene, actor) if case.token is not None else actor.access_token
+    answer = await rest(scene, case.method, path, token=token, json=body, headers=case.headers)
     assert answer.status == case.status, answer.text
     if case.status in CODE_OF_STATUS:
         assert answer.body["error"]["code"] == CODE_OF_STATUS[case.status], answer.text

@@ -113,6 +113,7 @@ class World:
         state = ConnectionState(
             sid=sid,
             user_id=user_id,
+            session_id=f"session-{sid}",
             device_id="phone",
             conn_id=f"conn-{sid}",
             eio_sid=f"eio-{sid}",

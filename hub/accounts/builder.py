@@ -1,4 +1,4 @@
-"""Builds the accounts capability: tokens, passwords, login limits and the service."""
+"""Builds the accounts capability: tokens, sessions, passwords, login limits, the service."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from dataclasses import dataclass
 
 from hub.accounts.passwords import PasswordHasher
 from hub.accounts.service import AccountService, LoginLimits
+from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
 from hub.foundation import Foundation
 from hub.rate_limits import WindowLimit
 from hub.settings.sections import AccountSettings
 from storage.redis.challenges import RedisChallengeStore
-from storage.sql.users import BiometricKeyStore, RefreshTokenStore
+from storage.redis.sessions import RedisRevokedSessions
+from storage.sql.sessions import SessionStore
+from storage.sql.users import BiometricKeyStore
 
 
 @dataclass(frozen=True, slots=True)
 class Accounts:
     tokens: TokenService
     service: AccountService
+    sessions: SessionService
 
 
 def build_accounts(settings: AccountSettings, base: Foundation) -> Accounts:
@@ -27,14 +31,21 @@ def build_accounts(settings: AccountSettings, base: Foundation) -> Accounts:
         refresh_seconds=settings.refresh_token_seconds,
         clock=base.clock,
     )
+    sessions = SessionService(
+        sessions=SessionStore(base.pool),
+        revoked=RedisRevokedSessions(base.redis, base.keys),
+        tokens=tokens,
+        fanout=base.fanout,
+        clock=base.clock,
+        refresh_grace_seconds=settings.refresh_reuse_grace_seconds,
+    )
     window = settings.login_window_seconds
     service = AccountService(
         users=base.users,
-        refresh_tokens=RefreshTokenStore(base.pool),
+        sessions=sessions,
         biometric_keys=BiometricKeyStore(base.pool),
         memberships=base.memberships,
         challenges=RedisChallengeStore(base.redis, base.keys),
-        tokens=tokens,
         passwords=PasswordHasher(settings.bcrypt_rounds),
         limiter=base.limiter,
         login_limits=LoginLimits(
@@ -45,4 +56,4 @@ def build_accounts(settings: AccountSettings, base: Foundation) -> Accounts:
         clock=base.clock,
         challenge_seconds=settings.biometric_challenge_seconds,
     )
-    return Accounts(tokens, service)
+    return Accounts(tokens, service, sessions)

@@ -16,7 +16,8 @@ import nacl.exceptions
 import nacl.signing
 
 from hub.accounts.passwords import PasswordHasher
-from hub.accounts.tokens import TokenService, refresh_token_digest
+from hub.accounts.sessions import SessionService
+from hub.accounts.tokens import AccessClaims
 from hub.accounts.views import (
     BiometricChallengeView,
     BiometricKeyView,
@@ -28,14 +29,14 @@ from hub.accounts.views import (
     keys_changed_event,
     profile_view,
     public_key_view,
-    session_view,
 )
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotAuthenticated, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.rate_limits import SharedLimiter, WindowLimit
 from storage.sql.bands import MembershipStore
-from storage.sql.users import BiometricKeyStore, RefreshTokenStore, UserRow, UserStore
+from storage.sql.sessions import DeviceInfo
+from storage.sql.users import BiometricKeyStore, UserRow, UserStore
 
 
 class ChallengeStore(Protocol):
@@ -57,11 +58,10 @@ class AccountService:
         self,
         *,
         users: UserStore,
-        refresh_tokens: RefreshTokenStore,
+        sessions: SessionService,
         biometric_keys: BiometricKeyStore,
         memberships: MembershipStore,
         challenges: ChallengeStore,
-        tokens: TokenService,
         passwords: PasswordHasher,
         limiter: SharedLimiter,
         login_limits: LoginLimits,
@@ -70,11 +70,10 @@ class AccountService:
         challenge_seconds: int,
     ) -> None:
         self._users = users
-        self._refresh = refresh_tokens
+        self._sessions = sessions
         self._biometric = biometric_keys
         self._memberships = memberships
         self._challenges = challenges
-        self._tokens = tokens
         self._passwords = passwords
         self._limiter = limiter
         self._login_limits = login_limits
@@ -82,27 +81,18 @@ class AccountService:
         self._clock = clock
         self._challenge_seconds = challenge_seconds
 
-    async def _open_session(self, user_id: str, user: UserRow | None) -> SessionView:
-        family = str(uuid.uuid4())
-        access = self._tokens.mint_access(user_id)
-        refresh = self._tokens.mint_refresh(user_id, family)
-        await self._refresh.add(
-            refresh_token_digest(refresh.token),
-            family,
-            user_id,
-            refresh.expires_at_ms,
-            self._clock(),
-        )
-        return session_view(access.token, refresh.token, access.expires_at_ms, user)
-
-    async def register(self, *, email: str, password: str, name: str) -> SessionView:
+    async def register(
+        self, *, email: str, password: str, name: str, device: DeviceInfo | None = None
+    ) -> SessionView:
         password_hash = await self._passwords.hash(password)
         user = await self._users.create(email, password_hash, name)
         if user is None:
             raise Conflict("an account with this email already exists")
-        return await self._open_session(user.id, user)
+        return await self._sessions.open(user.id, user, device)
 
-    async def login(self, *, email: str, password: str, client_ip: str) -> SessionView:
+    async def login(
+        self, *, email: str, password: str, client_ip: str, device: DeviceInfo | None = None
+    ) -> SessionView:
         await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
         account_key = email.lower()
         await self._limiter.check(self._login_limits.per_account, account_key, "login attempts")
@@ -114,37 +104,20 @@ class AccountService:
             raise NotAuthenticated("wrong email or password")
         await self._limiter.reset(self._login_limits.per_account, account_key)
         user = await self._users.get(credentials.id)
-        return await self._open_session(credentials.id, user)
+        return await self._sessions.open(credentials.id, user, device)
 
-    async def refresh(self, refresh_token: str) -> SessionView:
-        claims = self._tokens.verify_refresh(refresh_token)
-        new_refresh = self._tokens.mint_refresh(claims.user_id, claims.family_id)
-        outcome, _ = await self._refresh.rotate(
-            refresh_token_digest(refresh_token),
-            refresh_token_digest(new_refresh.token),
-            new_refresh.expires_at_ms,
-            self._clock(),
+    async def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
+        """With the current password: the new one, and every other device is logged out."""
+        await self._limiter.check(
+            self._login_limits.per_account, "user:" + claims.user_id, "password attempts"
         )
-        if outcome == "reused":
+        stored = await self._users.password_hash_of(claims.user_id)
+        if not await self._passwords.verify(current, stored):
             raise NotAuthenticated(
-                "this refresh token was already used; every session of its login is now closed",
-                details={"reason": "token_reused"},
+                "the current password is wrong", details={"reason": "wrong_password"}
             )
-        if outcome != "rotated":
-            raise NotAuthenticated("the refresh token is not valid", details={"reason": outcome})
-        access = self._tokens.mint_access(claims.user_id)
-        return session_view(access.token, new_refresh.token, access.expires_at_ms, None)
-
-    async def logout(self, user_id: str, refresh_token: str | None) -> None:
-        """Close the login that ``refresh_token`` belongs to, or every login without it."""
-        now = self._clock()
-        if refresh_token is None:
-            await self._refresh.revoke_all(user_id, now)
-            return
-        if not await self._refresh.revoke_family_of(
-            refresh_token_digest(refresh_token), user_id, now
-        ):
-            raise NotFound("no such session for this user")
+        await self._users.set_password_hash(claims.user_id, await self._passwords.hash(new))
+        await self._sessions.revoke_others(claims, "password_changed")
 
     # Biometric login: the phone keeps an Ed25519 key that the biometric unlocks; the hub
     # only ever sees the verify key and signatures over its own single-use challenges.
@@ -174,7 +147,11 @@ class AccountService:
         )
 
     async def biometric_login(
-        self, challenge_id: str, signature: bytes, client_ip: str
+        self,
+        challenge_id: str,
+        signature: bytes,
+        client_ip: str,
+        device: DeviceInfo | None = None,
     ) -> SessionView:
         await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
         stored = await self._challenges.take(challenge_id)
@@ -190,7 +167,7 @@ class AccountService:
             raise NotAuthenticated("the signature does not match") from None
         await self._biometric.touch(key_id, self._clock())
         user = await self._users.get(key.user_id)
-        return await self._open_session(key.user_id, user)
+        return await self._sessions.open(key.user_id, user, device)
 
     # Profiles and public keys.
 

@@ -9,10 +9,15 @@ path, so the views are the validated models themselves, sent with ``View.wire()`
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from hub.protocol.models import View, pushed
+from storage.sql.sessions import DeviceRow
 from storage.sql.users import UserRow
+
+Platform = Literal["ios", "android", "web", "other"]
 
 
 class AccountView(View):
@@ -27,22 +32,49 @@ def account_view(user: UserRow) -> AccountView:
     return AccountView(id=user.id, email=user.email, name=user.name)
 
 
+class DeviceView(View):
+    """The device of a session, as its login named it."""
+
+    id: str
+    name: str | None
+    platform: Platform
+
+
+def device_view(device: DeviceRow) -> DeviceView:
+    platform: Platform = "other"
+    if device.platform in ("ios", "android", "web"):
+        platform = device.platform  # type: ignore[assignment]
+    return DeviceView(id=device.id, name=device.name, platform=platform)
+
+
 class SessionView(View):
     accessToken: str
     refreshToken: str
     expiresAt: int = Field(description="access token expiry, ms since the epoch")
     user: AccountView | None = Field(default=None, description="absent on refresh")
+    device: DeviceView | None = Field(
+        default=None,
+        description="on a login that named its device; without one, the first socket "
+        "connect's `auth.device` becomes the session's device",
+    )
 
 
 def session_view(
-    access_token: str, refresh_token: str, expires_at: int, user: UserRow | None
+    access_token: str,
+    refresh_token: str,
+    expires_at: int,
+    user: UserRow | None,
+    device: DeviceRow | None = None,
 ) -> SessionView:
-    """A new pair of tokens; with the account on a login (``user``), not on a refresh."""
+    """A new pair of tokens; with the account on a login (``user``), not on a refresh, and
+    the device when the login named one."""
     session = SessionView(
         accessToken=access_token, refreshToken=refresh_token, expiresAt=expires_at
     )
     if user is not None:
         session.user = account_view(user)
+    if device is not None:
+        session.device = device_view(device)
     return session
 
 

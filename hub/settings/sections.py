@@ -162,6 +162,13 @@ class AccountSettings:
     refresh_token_seconds: int = setting(
         "REFRESH_TOKEN_SECONDS", 30 * 24 * 3600, "refresh token lifetime (30 days)", minimum=1
     )
+    refresh_reuse_grace_seconds: int = setting(
+        "REFRESH_REUSE_GRACE_SECONDS",
+        30,
+        "a just-rotated refresh token presented again this soon (a retry) gets a pair of its "
+        "session instead of revoking it; 0: no grace",
+        minimum=0,
+    )
     bcrypt_rounds: int = setting("BCRYPT_ROUNDS", 12, "bcrypt cost", minimum=4)
     biometric_challenge_seconds: int = setting(
         "BIOMETRIC_CHALLENGE_SECONDS", 60, "lifetime of a biometric login challenge", minimum=5

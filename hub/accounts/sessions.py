@@ -1,0 +1,148 @@
+"""Sessions: one login of one device, its refresh family, and how it ends.
+
+A session is opened by a login (register, password, biometric). Its device is the one the
+login named, or else the ``auth.device`` of its first socket connect; a later connect with
+another device id is refused (``device_mismatch``). A new login of a device replaces that
+device's earlier session. Refresh rotates inside the session and keeps its ``authTime``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Protocol
+
+from hub.accounts.tokens import AccessClaims, TokenService, refresh_token_digest
+from hub.accounts.views import SessionView, session_view
+from hub.clock import Clock
+from hub.errors import NotAuthenticated, SessionRevoked
+from hub.fanout import Fanout, SessionsEnded
+from hub.protocol.session_events import RevocationReason
+from storage.sql.sessions import DeviceInfo, RevokedSession, SessionStore
+from storage.sql.users import UserRow
+
+__all__ = ["DeviceInfo", "RevokedSessions", "SessionService"]
+
+
+class RevokedSessions(Protocol):
+    """What every node checks per request: sessions revoked while tokens of them may live."""
+
+    async def record(self, session_ids: Collection[str], reason: str, ttl_seconds: int) -> None: ...
+
+    async def is_revoked(self, session_id: str) -> bool: ...
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        sessions: SessionStore,
+        revoked: RevokedSessions,
+        tokens: TokenService,
+        fanout: Fanout,
+        clock: Clock,
+        refresh_grace_seconds: int,
+    ) -> None:
+        self._sessions = sessions
+        self._revoked = revoked
+        self._tokens = tokens
+        self._fanout = fanout
+        self._clock = clock
+        self._grace_ms = refresh_grace_seconds * 1000
+
+    async def is_revoked(self, claims: AccessClaims) -> bool:
+        """Whether the token's session was revoked (one Redis round trip)."""
+        return await self._revoked.is_revoked(claims.session_id)
+
+    async def open(
+        self, user_id: str, user: UserRow | None, device: DeviceInfo | None
+    ) -> SessionView:
+        """A new session whose password or signature was checked just now."""
+        session_id = str(uuid.uuid4())
+        now = self._clock()
+        refresh = self._tokens.mint_refresh(user_id, session_id)
+        opened = await self._sessions.open(
+            session_id=session_id,
+            user_id=user_id,
+            device=device,
+            token_hash=refresh_token_digest(refresh.token),
+            expires_at=refresh.expires_at_ms,
+            now_ms=now,
+        )
+        await self._ended(opened.replaced, "replaced")
+        access = self._tokens.mint_access(user_id, session_id, now)
+        return session_view(access.token, refresh.token, access.expires_at_ms, user, opened.device)
+
+    async def refresh(self, refresh_token: str) -> SessionView:
+        claims = self._tokens.verify_refresh(refresh_token)
+        new_refresh = self._tokens.mint_refresh(claims.user_id, claims.family_id)
+        rotation = await self._sessions.rotate(
+            refresh_token_digest(refresh_token),
+            refresh_token_digest(new_refresh.token),
+            new_refresh.expires_at_ms,
+            self._clock(),
+            self._grace_ms,
+        )
+        if rotation.outcome == "reused":
+            if rotation.revoked is not None:
+                await self._ended([rotation.revoked], "token_reused")
+            raise NotAuthenticated(
+                "this refresh token was already used; its session is now closed",
+                details={"reason": "token_reused"},
+            )
+        if rotation.outcome not in ("rotated", "grace") or rotation.session is None:
+            raise NotAuthenticated(
+                "the refresh token is not valid", details={"reason": rotation.outcome}
+            )
+        session = rotation.session
+        access = self._tokens.mint_access(session.user_id, session.id, session.auth_time)
+        return session_view(access.token, new_refresh.token, access.expires_at_ms, None)
+
+    async def bind_device(self, claims: AccessClaims, device_id: str) -> None:
+        """At a socket connect: the session must be live, and its device this one (a
+        session without a device takes this one)."""
+        binding = await self._sessions.bind(
+            claims.session_id, claims.user_id, device_id, self._clock()
+        )
+        if binding.outcome == "revoked":
+            raise SessionRevoked("this session was closed; log in again")
+        if binding.outcome == "mismatch":
+            raise NotAuthenticated(
+                "this session belongs to another device", details={"reason": "device_mismatch"}
+            )
+        await self._ended(binding.replaced, "replaced")
+
+    async def revoke_others(self, claims: AccessClaims, reason: RevocationReason) -> None:
+        """Every session of the user but this one (a password change)."""
+        revoked = await self._sessions.revoke_all(
+            claims.user_id, reason, self._clock(), keep=claims.session_id
+        )
+        await self._ended(revoked, reason)
+
+    async def logout(self, claims: AccessClaims, *, everywhere: bool) -> None:
+        now = self._clock()
+        if everywhere:
+            revoked = await self._sessions.revoke_all(claims.user_id, "logout_all", now)
+            await self._ended(revoked, "logout_all")
+            return
+        one = await self._sessions.revoke(claims.session_id, claims.user_id, "logout", now)
+        if one is None:
+            raise SessionRevoked("this session was already closed")
+        await self._ended([one], "logout")
+
+    async def _ended(self, revoked: list[RevokedSession], reason: RevocationReason) -> None:
+        """After the database: the record every node checks per request (so every access
+        token of these sessions is refused at once), then their live sockets, wherever they
+        are, are told and disconnected."""
+        if not revoked:
+            return
+        await self._revoked.record(
+            [r.id for r in revoked], reason, self._tokens.access_seconds + 60
+        )
+        by_user: dict[str, list[str]] = {}
+        for r in revoked:
+            by_user.setdefault(r.user_id, []).append(r.id)
+        for user_id, session_ids in by_user.items():
+            await self._fanout.end_sessions(
+                SessionsEnded(user_id, session_ids, "session:revoked", reason)
+            )
