@@ -43,6 +43,7 @@ from hub.settings.sections import StorageSettings
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
+from rest import devices as rest_devices
 from rest import gigs as rest_gigs
 from rest import livekit as rest_livekit
 from rest import messages as rest_messages
@@ -88,6 +89,7 @@ REST_TABLES = (
     rest_livekit.routes,
     rest_calls.routes,
     rest_payments.routes,
+    rest_devices.routes,
 )
 
 

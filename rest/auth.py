@@ -13,7 +13,13 @@ from pydantic import (
 
 from hub.accounts.passwords import MAX_PASSWORD_BYTES
 from hub.accounts.sessions import DeviceInfo
-from hub.accounts.views import BiometricChallengeView, BiometricKeyView, SessionView
+from hub.accounts.views import (
+    BiometricChallengeView,
+    BiometricKeysView,
+    BiometricKeyView,
+    SessionView,
+)
+from hub.errors import InvalidPayload
 from hub.protocol.fields import (
     MAX_DEVICE_ID,
     PublicKey,
@@ -86,6 +92,14 @@ class ChangePassword(Body):
     @classmethod
     def fits_bcrypt(cls, value: str) -> str:
         return _fits_bcrypt(value)
+
+
+class Reauth(Body):
+    """Either the password, or a biometric challenge signed as for login."""
+
+    password: str | None = Field(default=None, min_length=1, max_length=MAX_PASSWORD_BYTES * 4)
+    challengeId: Uuid | None = None
+    signature: Signature | None = None
 
 
 class Login(Body):
@@ -196,16 +210,46 @@ async def change_password(request: web.Request, body: ChangePassword) -> web.Res
 
 
 @routes.post(
+    "/api/auth/reauth",
+    summary="Prove it is you again (password or a signed biometric challenge): a new pair of "
+    "this session with a fresh authTime",
+    body=Reauth,
+    answer=SessionView,
+)
+async def reauth(request: web.Request, body: Reauth) -> web.Response:
+    claims = current_claims(request)
+    accounts = request.app[SERVICES].accounts
+    if body.password is not None and body.challengeId is None and body.signature is None:
+        session = await accounts.reauth_with_password(claims, body.password)
+    elif body.password is None and body.challengeId is not None and body.signature is not None:
+        session = await accounts.reauth_with_signature(claims, body.challengeId, body.signature)
+    else:
+        raise InvalidPayload("send either {password} or {challengeId, signature}")
+    return json_response(session.wire())
+
+
+@routes.get(
     "/api/auth/biometric/keys",
-    summary="Register a device's Ed25519 verify key for biometric login",
+    summary="Your biometric keys, each with the device that registered it",
+    answer=BiometricKeysView,
+)
+async def list_biometric_keys(request: web.Request) -> web.Response:
+    keys = await request.app[SERVICES].accounts.biometric_keys(current_user(request))
+    return json_response(keys.wire())
+
+
+@routes.post(
+    "/api/auth/biometric/keys",
+    summary="Register this device's Ed25519 verify key for biometric login (needs a recent "
+    "authentication)",
     body=RegisterBiometricKey,
     answer=BiometricKeyView,
     status=201,
 )
 async def add_biometric_key(request: web.Request, body: RegisterBiometricKey) -> web.Response:
-    user_id = current_user(request)
+    claims = current_claims(request)
     key = await request.app[SERVICES].accounts.register_biometric_key(
-        user_id, body.publicKey, body.deviceName
+        claims, body.publicKey, body.deviceName
     )
     return json_response(key.wire(), status=201)
 

@@ -58,7 +58,7 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 # Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
 UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
 # What a browser app on an origin of HUB_CORS_ORIGINS may send (answered to its preflight).
-CORS_METHODS = "GET, POST, PUT, DELETE"
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 # What aiohttp's form parser raises on a body it cannot read: multipart without a boundary or
 # with a broken part, text that does not decode, an unknown charset or transfer encoding.

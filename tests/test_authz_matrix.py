@@ -44,6 +44,7 @@ from tests.support.servers import TestEnv as HubEnv
 ROLES = ("stranger", "former")
 CODE_OF_STATUS = {400: "invalid_payload", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 FEE = 7_654_321
+OWNER_DEVICE = "owner-tablet"
 PAID = 4_321_987
 
 
@@ -306,6 +307,16 @@ async def scene(servers: Servers) -> AsyncIterator[Scene]:
             people = await api.register_many("owner", "member", "former", "stranger", "bystander")
             scene = Scene(env, node, http, *people)
             await build_scene(scene)
+            owner_device = await api.request(
+                "POST",
+                "/api/auth/login",
+                json={
+                    "email": scene.owner.email,
+                    "password": PASSWORD,
+                    "device": {"id": OWNER_DEVICE},
+                },
+            )
+            assert owner_device[0] == 200, owner_device
             for actor in (scene.stranger, scene.former):
                 status, body = await api.request(
                     "POST",
@@ -374,6 +385,10 @@ def no_items(s: Scene, a: Account, body: Any) -> None:
     assert body["items"] == [], body
 
 
+def no_owner_device(s: Scene, a: Account, body: Any) -> None:
+    assert OWNER_DEVICE not in {d["id"] for d in body["items"]}, body
+
+
 def own_old_band_copies_only(s: Scene, a: Account, body: Any) -> None:
     """The former member keeps the copies they received while a member; nothing newer."""
     expected = [] if a is s.stranger else [s.band_id]
@@ -421,6 +436,20 @@ CASES = [
         name="closes only the caller's own (spare) session, whatever refreshToken says",
         body=lambda s, a: {"refreshToken": s.owner.refresh_token},
         token=lambda s, a: s.spare_tokens[a.id],
+    ),
+    Case("POST", "/api/auth/reauth", 401, body=lambda s, a: {"password": "not it"}),
+    Case("GET", "/api/auth/biometric/keys", 200, check=no_items),
+    # Devices: your own only; another's device id is not found.
+    Case("GET", "/api/devices", 200, check=no_owner_device),
+    Case(
+        "PATCH",
+        "/api/devices/{device_id}",
+        404,
+        params=lambda s, a: {"device_id": OWNER_DEVICE},
+        body=lambda s, a: {"name": "Pwned"},
+    ),
+    Case(
+        "DELETE", "/api/devices/{device_id}", 404, params=lambda s, a: {"device_id": OWNER_DEVICE}
     ),
     Case(
         "POST",
@@ -746,6 +775,7 @@ def parameter_values(scene: Scene) -> dict[str, str]:
         "conversation_id": scene.member.id,
         "message_id": scene.dm_id,
         "instance": "main",
+        "device_id": OWNER_DEVICE,
     }
 
 
@@ -915,8 +945,14 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
                 payload = await phone.next(event)
                 # Only echoes of their own doings: the message they sent over REST, the band
                 # they created.
-                own = (event == "message:new" and payload["from"] == actor.id) or (
-                    event == "band:updated" and payload["band"]["ownerId"] == actor.id
+                own = (
+                    (event == "message:new" and payload["from"] == actor.id)
+                    or (event == "band:updated" and payload["band"]["ownerId"] == actor.id)
+                    # Their own device list (the spare login, their logout of it).
+                    or (
+                        event == "devices:changed"
+                        and OWNER_DEVICE not in {d["id"] for d in payload["devices"]}
+                    )
                 )
                 assert own, (role, event, payload)
                 assert_no_leak(orjson.dumps(payload).decode(), scene.secrets[role], "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.accounts.devices import DeviceService, OnlineDevices
 from hub.accounts.passwords import PasswordHasher
 from hub.accounts.service import AccountService, LoginLimits
 from hub.accounts.sessions import SessionService
@@ -22,23 +23,30 @@ class Accounts:
     tokens: TokenService
     service: AccountService
     sessions: SessionService
+    devices: DeviceService
 
 
-def build_accounts(settings: AccountSettings, base: Foundation) -> Accounts:
+def build_accounts(settings: AccountSettings, base: Foundation, online: OnlineDevices) -> Accounts:
     tokens = TokenService(
         secret=settings.jwt_secret,
         access_seconds=settings.access_token_seconds,
         refresh_seconds=settings.refresh_token_seconds,
         clock=base.clock,
     )
+    store = SessionStore(base.pool)
     sessions = SessionService(
-        sessions=SessionStore(base.pool),
+        sessions=store,
         revoked=RedisRevokedSessions(base.redis, base.keys),
         tokens=tokens,
         fanout=base.fanout,
         clock=base.clock,
         refresh_grace_seconds=settings.refresh_reuse_grace_seconds,
+        reauth_max_age_seconds=settings.reauth_max_age_seconds,
     )
+    devices = DeviceService(
+        store=store, online=online, sessions=sessions, fanout=base.fanout, clock=base.clock
+    )
+    sessions.devices_changed = devices.announce
     window = settings.login_window_seconds
     service = AccountService(
         users=base.users,
@@ -56,4 +64,4 @@ def build_accounts(settings: AccountSettings, base: Foundation) -> Accounts:
         clock=base.clock,
         challenge_seconds=settings.biometric_challenge_seconds,
     )
-    return Accounts(tokens, service, sessions)
+    return Accounts(tokens, service, sessions, devices)

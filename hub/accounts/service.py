@@ -20,12 +20,14 @@ from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import AccessClaims
 from hub.accounts.views import (
     BiometricChallengeView,
+    BiometricKeysView,
     BiometricKeyView,
     ProfileView,
     PublicKeyView,
     SessionView,
     biometric_challenge_view,
     biometric_key_view,
+    biometric_keys_view,
     keys_changed_event,
     profile_view,
     public_key_view,
@@ -122,17 +124,46 @@ class AccountService:
     # Biometric login: the phone keeps an Ed25519 key that the biometric unlocks; the hub
     # only ever sees the verify key and signatures over its own single-use challenges.
 
+    async def reauth_with_password(self, claims: AccessClaims, password: str) -> SessionView:
+        """The password again: a new pair of this session with ``authTime`` now."""
+        await self._limiter.check(
+            self._login_limits.per_account, "user:" + claims.user_id, "password attempts"
+        )
+        stored = await self._users.password_hash_of(claims.user_id)
+        if not await self._passwords.verify(password, stored):
+            raise NotAuthenticated("the password is wrong", details={"reason": "wrong_password"})
+        return await self._sessions.renew(claims)
+
+    async def reauth_with_signature(
+        self, claims: AccessClaims, challenge_id: str, signature: bytes
+    ) -> SessionView:
+        """A biometric challenge signed by one of the caller's own keys, as for login."""
+        key_id = await self._check_signature(challenge_id, signature)
+        key = await self._biometric.get(key_id)
+        if key is None or key.user_id != claims.user_id:
+            raise NotAuthenticated("the signature does not match")
+        return await self._sessions.renew(claims)
+
     async def register_biometric_key(
-        self, user_id: str, verify_key: bytes, device_name: str
+        self, claims: AccessClaims, verify_key: bytes, device_name: str
     ) -> BiometricKeyView:
+        """Needs a recent authentication; the key belongs to this session's device."""
         try:
             nacl.signing.VerifyKey(verify_key)
         except (nacl.exceptions.CryptoError, ValueError, TypeError):
             raise InvalidPayload("not an Ed25519 public key") from None
-        key_id = await self._biometric.add(user_id, verify_key, device_name, self._clock())
+        self._sessions.require_recent(claims)
+        device_id = await self._sessions.device_of(claims)
+        user_id = claims.user_id
+        key_id = await self._biometric.add(
+            user_id, verify_key, device_name, self._clock(), device_id
+        )
         if key_id is None:
             raise Conflict("this key is already registered")
         return biometric_key_view(key_id)
+
+    async def biometric_keys(self, user_id: str) -> BiometricKeysView:
+        return biometric_keys_view(await self._biometric.of_user(user_id))
 
     async def remove_biometric_key(self, user_id: str, key_id: str) -> None:
         if not await self._biometric.delete(key_id, user_id):
@@ -154,6 +185,16 @@ class AccountService:
         device: DeviceInfo | None = None,
     ) -> SessionView:
         await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
+        key_id = await self._check_signature(challenge_id, signature)
+        key = await self._biometric.get(key_id)
+        if key is None:
+            raise NotAuthenticated("this biometric key is no longer registered")
+        await self._biometric.touch(key_id, self._clock())
+        user = await self._users.get(key.user_id)
+        return await self._sessions.open(key.user_id, user, device)
+
+    async def _check_signature(self, challenge_id: str, signature: bytes) -> str:
+        """The key id whose signature over the challenge this is (the challenge is spent)."""
         stored = await self._challenges.take(challenge_id)
         if stored is None:
             raise NotAuthenticated("unknown or expired challenge", details={"reason": "challenge"})
@@ -165,9 +206,7 @@ class AccountService:
             nacl.signing.VerifyKey(key.public_key).verify(base64.b64decode(challenge), signature)
         except nacl.exceptions.BadSignatureError:
             raise NotAuthenticated("the signature does not match") from None
-        await self._biometric.touch(key_id, self._clock())
-        user = await self._users.get(key.user_id)
-        return await self._sessions.open(key.user_id, user, device)
+        return key_id
 
     # Profiles and public keys.
 
@@ -196,11 +235,18 @@ class AccountService:
             raise NotFound("this user has no public key yet")
         return public_key_view(user)
 
-    async def set_public_key(self, actor_id: str, user_id: str, public_key: bytes) -> PublicKeyView:
-        """Store the key and tell everyone who shares a band or conversation with the owner."""
-        if actor_id != user_id:
+    async def set_public_key(
+        self, claims: AccessClaims, user_id: str, public_key: bytes
+    ) -> PublicKeyView:
+        """Store the key and tell everyone who shares a band or conversation with the owner.
+        Replacing a key already set needs a recent authentication (messages to come would be
+        encrypted to it)."""
+        if claims.user_id != user_id:
             raise Forbidden("only the owner may change a public key")
         encoded = base64.b64encode(public_key).decode()
+        current = await self._user(user_id)
+        if current.public_key is not None and current.public_key != encoded:
+            self._sessions.require_recent(claims)
         now = self._clock()
         user = await self._users.set_public_key(user_id, encoded, now)
         if user is None:

@@ -9,13 +9,13 @@ device's earlier session. Refresh rotates inside the session and keeps its ``aut
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
 from hub.accounts.tokens import AccessClaims, TokenService, refresh_token_digest
 from hub.accounts.views import SessionView, session_view
 from hub.clock import Clock
-from hub.errors import NotAuthenticated, SessionRevoked
+from hub.errors import NotAuthenticated, ReauthRequired, SessionRevoked
 from hub.fanout import Fanout, SessionsEnded
 from hub.protocol.session_events import RevocationReason
 from storage.sql.sessions import DeviceInfo, RevokedSession, SessionStore
@@ -42,6 +42,7 @@ class SessionService:
         fanout: Fanout,
         clock: Clock,
         refresh_grace_seconds: int,
+        reauth_max_age_seconds: int,
     ) -> None:
         self._sessions = sessions
         self._revoked = revoked
@@ -49,6 +50,45 @@ class SessionService:
         self._fanout = fanout
         self._clock = clock
         self._grace_ms = refresh_grace_seconds * 1000
+        self._reauth_ms = reauth_max_age_seconds * 1000
+        # Told the user id when a device was added or removed (set by the builder: the device
+        # service pushes ``devices:changed``).
+        self.devices_changed: Callable[[str], Awaitable[None]] | None = None
+
+    def require_recent(self, claims: AccessClaims) -> None:
+        """What hands over the account needs a password or signature checked lately."""
+        if self._clock() - claims.auth_time_ms > self._reauth_ms:
+            raise ReauthRequired(
+                "confirm it is you: POST /api/auth/reauth, then retry with the new token",
+                details={"maxAgeSeconds": self._reauth_ms // 1000},
+            )
+
+    async def renew(self, claims: AccessClaims) -> SessionView:
+        """After a password or signature check: a new pair of this session, ``authTime`` now."""
+        now = self._clock()
+        refresh = self._tokens.mint_refresh(claims.user_id, claims.session_id)
+        renewed = await self._sessions.renew_auth(
+            claims.session_id,
+            claims.user_id,
+            refresh_token_digest(refresh.token),
+            refresh.expires_at_ms,
+            now,
+        )
+        if not renewed:
+            raise SessionRevoked("this session was closed; log in again")
+        access = self._tokens.mint_access(claims.user_id, claims.session_id, now)
+        return session_view(access.token, refresh.token, access.expires_at_ms, None)
+
+    async def device_of(self, claims: AccessClaims) -> str | None:
+        """The device of the token's session (None until its first connect binds one)."""
+        session = await self._sessions.get(claims.session_id)
+        if session is None:
+            raise SessionRevoked("this session was closed; log in again")
+        return session.device_id
+
+    async def _announce(self, user_id: str) -> None:
+        if self.devices_changed is not None:
+            await self.devices_changed(user_id)
 
     async def is_revoked(self, claims: AccessClaims) -> bool:
         """Whether the token's session was revoked (one Redis round trip)."""
@@ -69,7 +109,9 @@ class SessionService:
             expires_at=refresh.expires_at_ms,
             now_ms=now,
         )
-        await self._ended(opened.replaced, "replaced")
+        await self.ended(opened.replaced, "replaced")
+        if device is not None:
+            await self._announce(user_id)
         access = self._tokens.mint_access(user_id, session_id, now)
         return session_view(access.token, refresh.token, access.expires_at_ms, user, opened.device)
 
@@ -85,7 +127,7 @@ class SessionService:
         )
         if rotation.outcome == "reused":
             if rotation.revoked is not None:
-                await self._ended([rotation.revoked], "token_reused")
+                await self.ended([rotation.revoked], "token_reused")
             raise NotAuthenticated(
                 "this refresh token was already used; its session is now closed",
                 details={"reason": "token_reused"},
@@ -110,27 +152,32 @@ class SessionService:
             raise NotAuthenticated(
                 "this session belongs to another device", details={"reason": "device_mismatch"}
             )
-        await self._ended(binding.replaced, "replaced")
+        await self.ended(binding.replaced, "replaced")
+        if binding.outcome == "bound":
+            await self._announce(claims.user_id)
 
     async def revoke_others(self, claims: AccessClaims, reason: RevocationReason) -> None:
         """Every session of the user but this one (a password change)."""
         revoked = await self._sessions.revoke_all(
             claims.user_id, reason, self._clock(), keep=claims.session_id
         )
-        await self._ended(revoked, reason)
+        await self.ended(revoked, reason)
+        await self._announce(claims.user_id)
 
     async def logout(self, claims: AccessClaims, *, everywhere: bool) -> None:
         now = self._clock()
         if everywhere:
+            self.require_recent(claims)
             revoked = await self._sessions.revoke_all(claims.user_id, "logout_all", now)
-            await self._ended(revoked, "logout_all")
+            await self.ended(revoked, "logout_all")
             return
         one = await self._sessions.revoke(claims.session_id, claims.user_id, "logout", now)
         if one is None:
             raise SessionRevoked("this session was already closed")
-        await self._ended([one], "logout")
+        await self.ended([one], "logout")
+        await self._announce(claims.user_id)
 
-    async def _ended(self, revoked: list[RevokedSession], reason: RevocationReason) -> None:
+    async def ended(self, revoked: list[RevokedSession], reason: RevocationReason) -> None:
         """After the database: the record every node checks per request (so every access
         token of these sessions is refused at once), then their live sockets, wherever they
         are, are told and disconnected."""

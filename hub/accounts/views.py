@@ -15,7 +15,7 @@ from pydantic import Field
 
 from hub.protocol.models import View, pushed
 from storage.sql.sessions import DeviceRow
-from storage.sql.users import UserRow
+from storage.sql.users import BiometricKeyListing, UserRow
 
 Platform = Literal["ios", "android", "web", "other"]
 
@@ -45,6 +45,47 @@ def device_view(device: DeviceRow) -> DeviceView:
     if device.platform in ("ios", "android", "web"):
         platform = device.platform  # type: ignore[assignment]
     return DeviceView(id=device.id, name=device.name, platform=platform)
+
+
+class DeviceItemView(View):
+    """One of your devices, as ``GET /api/devices`` lists it."""
+
+    id: str
+    name: str | None
+    platform: Platform
+    createdAt: int
+    lastSeenAt: int | None
+    current: bool = Field(description="the device of the token that asks")
+    online: bool = Field(description="a live socket on any node")
+
+
+def device_item_view(device: DeviceRow, *, current: bool, online: bool) -> DeviceItemView:
+    base = device_view(device)
+    return DeviceItemView(
+        id=base.id,
+        name=base.name,
+        platform=base.platform,
+        createdAt=device.created_at,
+        lastSeenAt=device.last_seen_at,
+        current=current,
+        online=online,
+    )
+
+
+class DevicesView(View):
+    items: list[DeviceItemView]
+
+
+@pushed("devices:changed")
+class DevicesChangedEvent(View):
+    """``devices:changed``: to the user's connected devices after a device was added,
+    renamed or removed; ``current`` is false in every item."""
+
+    devices: list[DeviceItemView]
+
+
+def devices_changed(items: list[DeviceItemView]) -> DevicesChangedEvent:
+    return DevicesChangedEvent(devices=items)
 
 
 class SessionView(View):
@@ -84,6 +125,28 @@ class BiometricKeyView(View):
 
 def biometric_key_view(key_id: str) -> BiometricKeyView:
     return BiometricKeyView(keyId=key_id)
+
+
+class BiometricKeyItem(View):
+    id: str
+    deviceId: str | None = Field(description="the device that registered it (null: before devices)")
+    createdAt: int
+    lastUsedAt: int | None
+
+
+class BiometricKeysView(View):
+    items: list[BiometricKeyItem]
+
+
+def biometric_keys_view(keys: list[BiometricKeyListing]) -> BiometricKeysView:
+    return BiometricKeysView(
+        items=[
+            BiometricKeyItem(
+                id=k.id, deviceId=k.device_id, createdAt=k.created_at, lastUsedAt=k.last_used_at
+            )
+            for k in keys
+        ]
+    )
 
 
 class BiometricChallengeView(View):

@@ -169,6 +169,13 @@ class AccountSettings:
         "session instead of revoking it; 0: no grace",
         minimum=0,
     )
+    reauth_max_age_seconds: int = setting(
+        "REAUTH_MAX_AGE_SECONDS",
+        300,
+        "how recent a password or biometric check must be for what hands over the account "
+        "(a biometric key, replacing the public key, removing another device, logout of all)",
+        minimum=1,
+    )
     bcrypt_rounds: int = setting("BCRYPT_ROUNDS", 12, "bcrypt cost", minimum=4)
     biometric_challenge_seconds: int = setting(
         "BIOMETRIC_CHALLENGE_SECONDS", 60, "lifetime of a biometric login challenge", minimum=5

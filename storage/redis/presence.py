@@ -144,3 +144,9 @@ class RedisDeviceRegistry:
             if members:
                 out[user] = {m.split(b"|", 1)[0].decode() for m in members}
         return out
+
+    async def devices_online(self, user_id: str, *, now_ms: int) -> set[str]:
+        """The device ids of the user's live connections, on any node."""
+        members = await self._redis.zrangebyscore(self._keys.user_devices(user_id), now_ms, "+inf")
+        names = (m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return {name.rsplit("|", 1)[1] for name in names}

@@ -318,7 +318,9 @@ class SessionStore:
             if await conn.fetchval(LOCK_DEVICE, user_id, device_id) is None:
                 return None
             revoked = _revoked(
-                await conn.fetch(REVOKE_DEVICE_SESSIONS, user_id, device_id, now_ms, "device_removed")
+                await conn.fetch(
+                    REVOKE_DEVICE_SESSIONS, user_id, device_id, now_ms, "device_removed"
+                )
             )
             await _end(conn, revoked, keep_devices=True)
             await conn.execute(DELETE_DEVICES, user_id, [device_id])

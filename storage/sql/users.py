@@ -28,6 +28,14 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class BiometricKeyListing:
+    id: str
+    device_id: str | None
+    created_at: int
+    last_used_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class BiometricKeyRow:
     id: str
     user_id: str
@@ -58,12 +66,16 @@ UPDATE users SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR la
 """
 
 INSERT_BIOMETRIC_KEY = """
-INSERT INTO biometric_keys (id, user_id, public_key, device_name, created_at)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT (public_key) DO NOTHING RETURNING id
+INSERT INTO biometric_keys (id, user_id, public_key, device_name, created_at, device_id)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (public_key) DO NOTHING RETURNING id
 """
 SELECT_BIOMETRIC_KEY = (
     "SELECT id, user_id, public_key, device_name FROM biometric_keys WHERE id = $1"
 )
+SELECT_USER_BIOMETRIC_KEYS = """
+SELECT id, device_id, created_at, last_used_at FROM biometric_keys WHERE user_id = $1
+ORDER BY created_at, id
+"""
 TOUCH_BIOMETRIC_KEY = "UPDATE biometric_keys SET last_used_at = $2 WHERE id = $1"
 DELETE_BIOMETRIC_KEY = "DELETE FROM biometric_keys WHERE id = $1 AND user_id = $2"
 
@@ -132,13 +144,25 @@ class BiometricKeyStore:
         self._pool = pool
 
     async def add(
-        self, user_id: str, public_key: bytes, device_name: str, now_ms: int
+        self,
+        user_id: str,
+        public_key: bytes,
+        device_name: str,
+        now_ms: int,
+        device_id: str | None = None,
     ) -> str | None:
         """The new key's id, or None when that key is already registered."""
         key_id = await self._pool.fetchval(
-            INSERT_BIOMETRIC_KEY, uuid.uuid4(), user_id, public_key, device_name, now_ms
+            INSERT_BIOMETRIC_KEY, uuid.uuid4(), user_id, public_key, device_name, now_ms, device_id
         )
         return str(key_id) if key_id else None
+
+    async def of_user(self, user_id: str) -> list[BiometricKeyListing]:
+        rows = await self._pool.fetch(SELECT_USER_BIOMETRIC_KEYS, user_id)
+        return [
+            BiometricKeyListing(str(r["id"]), r["device_id"], r["created_at"], r["last_used_at"])
+            for r in rows
+        ]
 
     async def get(self, key_id: str) -> BiometricKeyRow | None:
         row = await self._pool.fetchrow(SELECT_BIOMETRIC_KEY, key_id)
