@@ -172,6 +172,13 @@ class EngineSockets:
             return False
         return True
 
+    def is_open(self, sid: str) -> bool:
+        """Whether the client of this Socket.IO session is still there.
+
+        Relies on: ``sio.eio.sockets`` and ``socket.closed`` (as ``send``)."""
+        socket = self._sio.eio.sockets.get(self.eio_sid_of(sid))
+        return socket is not None and not socket.closed
+
     async def disconnect(self, sid: str) -> None:
         """A Socket.IO disconnect (the client is told to stay away), after whatever was
         queued for it. Public API: ``AsyncServer.disconnect``."""

@@ -77,6 +77,7 @@ class ConnectionRegistry:
         self._by_sid: dict[str, ConnectionState] = {}
         self._by_user: dict[str, set[ConnectionState]] = {}
         self._by_session: dict[str, set[ConnectionState]] = {}
+        self._by_conn: dict[str, ConnectionState] = {}
         self._watchers: dict[str, set[ConnectionState]] = {}
 
     def __len__(self) -> int:
@@ -87,6 +88,7 @@ class ConnectionRegistry:
         self._by_sid[state.sid] = state
         self._by_user.setdefault(state.user_id, set()).add(state)
         self._by_session.setdefault(state.session_id, set()).add(state)
+        self._by_conn[state.conn_id] = state
 
     def remove(self, sid: str) -> ConnectionState | None:
         state = self._by_sid.pop(sid, None)
@@ -94,6 +96,8 @@ class ConnectionRegistry:
             return None
         _discard(self._by_user, state.user_id, state)
         _discard(self._by_session, state.session_id, state)
+        if self._by_conn.get(state.conn_id) is state:
+            del self._by_conn[state.conn_id]
         self.unwatch(state, list(state.watching))
         if state.expiry_timer is not None:
             state.expiry_timer.cancel()
@@ -107,6 +111,9 @@ class ConnectionRegistry:
 
     def connections_of_session(self, session_id: str) -> Collection[ConnectionState]:
         return self._by_session.get(session_id, ())
+
+    def by_conn(self, conn_id: str) -> ConnectionState | None:
+        return self._by_conn.get(conn_id)
 
     def watchers_of(self, user_id: str) -> Collection[ConnectionState]:
         return self._watchers.get(user_id, ())

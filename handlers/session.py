@@ -132,6 +132,14 @@ class SocketSessions:
             metrics.connects.labels(outcome="unavailable").inc()
             log.warning("connect refused: storage unavailable", exc_info=True)
             raise _refuse("unavailable", "unavailable", "try again shortly") from None
+        if not self._sockets.is_open(sid):
+            # The client left while we waited: no one will disconnect this registration.
+            metrics.connects.labels(outcome="gone").inc()
+            try:
+                await self._presence.disconnect(conn_id)
+            except Exception:
+                log.warning("could not undo a connect whose client left", exc_info=True)
+            raise _refuse("gone", "gone", "the client left during the connect")
         state = ConnectionState(
             sid=sid,
             user_id=claims.user_id,

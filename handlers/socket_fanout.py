@@ -20,6 +20,7 @@ from handlers.engineio_internals import EngineSockets
 from handlers.registry import ConnectionRegistry, ConnectionState
 from hub.clock import Clock
 from hub.fanout import (
+    ConnectionsEnded,
     Delivery,
     NodeBus,
     NodeDirectory,
@@ -97,18 +98,38 @@ class SocketFanout:
         await self._end_here(ended)
         await self._publish_to_all(ended)
 
+    async def end_connections(
+        self, conn_ids_by_node: Mapping[str, Sequence[str]], how: ConnectionsEnded
+    ) -> None:
+        """Those on this node at once; the others' in one frame to their node each."""
+        own = self._bus.node_id
+        for node_id, conn_ids in conn_ids_by_node.items():
+            frame = ConnectionsEnded(list(conn_ids), how.event, how.reason)
+            if node_id == own:
+                await self._end_connections_here(frame)
+            else:
+                self._send_to_node(node_id, frame)
+
+    async def _end_connections_here(self, frame: ConnectionsEnded) -> None:
+        states = [self._connections.by_conn(c) for c in frame.conn_ids]
+        await self._end_states([s for s in states if s is not None], frame.event, frame.reason)
+
     async def _end_here(self, ended: SessionsEnded) -> None:
-        ending = [
+        states = [
             state
             for session_id in ended.session_ids
             for state in self._connections.connections_of_session(session_id)
-            if not state.ending and state.user_id == ended.user_id
+            if state.user_id == ended.user_id
         ]
+        await self._end_states(states, ended.event, ended.reason)
+
+    async def _end_states(self, states: Sequence[ConnectionState], event: str, reason: str) -> None:
+        ending = [state for state in states if not state.ending]
         if not ending:
             return
         for state in ending:
             state.ending = True
-        await self._send(ending, ended.event, {"reason": ended.reason})
+        await self._send(ending, event, {"reason": reason})
         for state in ending:
             try:
                 await self._sockets.disconnect(state.sid)
@@ -126,6 +147,8 @@ class SocketFanout:
                     await self._send(list(watchers), "presence", presence_view(frame))
             elif isinstance(frame, SessionsEnded):
                 await self._end_here(frame)
+            elif isinstance(frame, ConnectionsEnded):
+                await self._end_connections_here(frame)
             else:
                 self._apply_revocation(frame)
 

@@ -49,7 +49,7 @@ from rest import livekit as rest_livekit
 from rest import messages as rest_messages
 from rest import openapi as rest_openapi
 from rest import payments as rest_payments
-from rest.http import MAX_BODY_BYTES, error_middleware, security_headers
+from rest.http import MAX_BODY_BYTES, error_middleware, security_headers, trusted_networks
 from rest.keys import (
     API_LIMIT,
     API_LIMITER,
@@ -57,6 +57,7 @@ from rest.keys import (
     HEALTH_CHECK,
     OPENAPI_DOCUMENT,
     SERVICES,
+    TRUSTED_PROXIES,
 )
 from rest.spec import openapi_document
 from storage.redis.bus import RedisNodeBus
@@ -136,6 +137,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
         REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
     )
     app[CORS_ORIGINS] = settings.api.cors_origins
+    app[TRUSTED_PROXIES] = trusted_networks(settings.api.trusted_proxies)
     gateways = PaymentGateways(settings.payments)
     app.cleanup_ctx.extend(
         [

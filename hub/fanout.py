@@ -62,7 +62,18 @@ class SessionsEnded:
     reason: str
 
 
-NodeFrame = Delivery | UserPresence | PresenceRevocation | SessionsEnded
+@dataclass(frozen=True, slots=True)
+class ConnectionsEnded:
+    """The frame telling one node to send ``event`` (``{reason}``) to these connections it
+    holds (by conn id), then disconnect them: an earlier socket of a device that connected
+    again."""
+
+    conn_ids: Sequence[str]
+    event: str
+    reason: str
+
+
+NodeFrame = Delivery | UserPresence | PresenceRevocation | SessionsEnded | ConnectionsEnded
 
 # Each frame is a JSON array led by its kind: positional fields keep the hot path (one
 # delivery frame per remote recipient) as cheap as a bare list, and the kind lets a node
@@ -71,6 +82,7 @@ _DELIVERY = "d"
 _PRESENCE = "p"
 _REVOCATION = "r"
 _SESSIONS_ENDED = "s"
+_CONNECTIONS_ENDED = "c"
 
 
 def encode_frames(frames: Iterable[NodeFrame]) -> bytes:
@@ -91,6 +103,8 @@ def encode_frames(frames: Iterable[NodeFrame]) -> bytes:
                     frame.reason,
                 )
             )
+        elif isinstance(frame, ConnectionsEnded):
+            wire.append((_CONNECTIONS_ENDED, list(frame.conn_ids), frame.event, frame.reason))
         else:
             wire.append((_REVOCATION, frame.revoked))
     return orjson.dumps(wire)
@@ -112,6 +126,8 @@ def decode_frames(message: bytes) -> list[NodeFrame]:
             frames.append(PresenceRevocation(wire[1]))
         elif kind == _SESSIONS_ENDED:
             frames.append(SessionsEnded(wire[1], wire[2], wire[3], wire[4]))
+        elif kind == _CONNECTIONS_ENDED:
+            frames.append(ConnectionsEnded(wire[1], wire[2], wire[3]))
     return frames
 
 
@@ -130,6 +146,12 @@ class Fanout(Protocol):
     async def end_sessions(self, ended: SessionsEnded) -> None:
         """Every node tells the sockets of these sessions it holds (``ended.event``) and
         disconnects them; never raises (the revocation is already recorded)."""
+
+    async def end_connections(
+        self, conn_ids_by_node: Mapping[str, Sequence[str]], how: ConnectionsEnded
+    ) -> None:
+        """Each node (key) sends ``how.event`` to those of its connections (value) and
+        disconnects them (``how.conn_ids`` is ignored); never raises."""
 
 
 class NodeDirectory(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,7 +33,7 @@ from hub.errors import (
 from hub.protocol.fields import (
     parse_uuid,
 )
-from rest.keys import API_LIMIT, API_LIMITER, CORS_ORIGINS, SERVICES
+from rest.keys import API_LIMIT, API_LIMITER, CORS_ORIGINS, SERVICES, TRUSTED_PROXIES
 
 
 class Body(BaseModel):
@@ -167,8 +168,47 @@ def current_user(request: web.Request) -> str:
     return current_claims(request).user_id
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address (see ``client_address``): what every per-IP limit counts."""
+    return client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES]
+    )
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy and sent
+    ``X-Forwarded-For``; then the rightmost address in it that is not a trusted proxy (the
+    one the first trusted proxy saw). A malformed hop stops the walk at the hop after it."""
+    if not peer:
+        return "unknown"
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    chosen = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return chosen
+        chosen = str(address)
+        if not any(address in network for network in trusted):
+            return chosen
+    return chosen
+
+
+def _trusted(peer: str, trusted: Networks) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def trusted_networks(entries: tuple[str, ...]) -> Networks:
+    """``TRUSTED_PROXIES`` entries (addresses or CIDRs) as networks; a bad one is refused."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 def _bearer_claims(request: web.Request) -> AccessClaims | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from hub.fanout import (
+    ConnectionsEnded,
     Delivery,
     PresenceRevocation,
     SessionsEnded,
@@ -22,6 +23,7 @@ def test_every_frame_kind_comes_back_as_it_left_and_in_order() -> None:
         PresenceRevocation({"viewer": ["u4", "u5"]}),
         UserPresence("u2", "online", None),
         SessionsEnded("u6", ["s1", "s2"], "session:revoked", "logout"),
+        ConnectionsEnded(["c1"], "session:replaced", "new_connection"),
     ]
     assert decode_frames(encode_frames(frames)) == frames
 

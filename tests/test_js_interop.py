@@ -388,3 +388,22 @@ async def test_js_client_receives_session_revoked_then_is_disconnected(js_phone,
     [ended] = [line for line in await phone.finish() if line["event"] == "ended"]
     assert ended["payload"] == {"reason": "logout"}, phone.transcript()
     assert ended["reason"] == "io server disconnect", phone.transcript()
+
+
+async def test_js_client_receives_session_replaced_when_its_device_connects_again(
+    js_phone, two_hub_nodes
+):
+    node_a, node_b = two_hub_nodes
+    alice = await Api(node_a.url).register("alice")
+    phone = await js_phone(
+        node_a, alice, [], [{"do": "awaitEnd", "event": "session:replaced", "timeoutMs": 5000}]
+    )
+    await phone.next("connected")
+    newer = await Phone(alice, "js-alice").connect(node_b.url)
+    try:
+        [ended] = [line for line in await phone.finish() if line["event"] == "ended"]
+        assert ended["payload"] == {"reason": "new_connection"}, phone.transcript()
+        assert ended["reason"] == "io server disconnect", phone.transcript()
+        assert newer.client.connected
+    finally:
+        await newer.close()

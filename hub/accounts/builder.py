@@ -42,6 +42,8 @@ def build_accounts(settings: AccountSettings, base: Foundation, online: OnlineDe
         clock=base.clock,
         refresh_grace_seconds=settings.refresh_reuse_grace_seconds,
         reauth_max_age_seconds=settings.reauth_max_age_seconds,
+        limiter=base.limiter,
+        connect_limit=WindowLimit("connects", settings.connects_per_minute, 60),
     )
     devices = DeviceService(
         store=store, online=online, sessions=sessions, fanout=base.fanout, clock=base.clock

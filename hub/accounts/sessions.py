@@ -18,6 +18,7 @@ from hub.clock import Clock
 from hub.errors import NotAuthenticated, ReauthRequired, SessionRevoked
 from hub.fanout import Fanout, SessionsEnded
 from hub.protocol.session_events import RevocationReason
+from hub.rate_limits import SharedLimiter, WindowLimit
 from storage.sql.sessions import DeviceInfo, RevokedSession, SessionStore
 from storage.sql.users import UserRow
 
@@ -43,6 +44,8 @@ class SessionService:
         clock: Clock,
         refresh_grace_seconds: int,
         reauth_max_age_seconds: int,
+        limiter: SharedLimiter,
+        connect_limit: WindowLimit,
     ) -> None:
         self._sessions = sessions
         self._revoked = revoked
@@ -51,6 +54,8 @@ class SessionService:
         self._clock = clock
         self._grace_ms = refresh_grace_seconds * 1000
         self._reauth_ms = reauth_max_age_seconds * 1000
+        self._limiter = limiter
+        self._connect_limit = connect_limit
         # Told the user id when a device was added or removed (set by the builder: the device
         # service pushes ``devices:changed``).
         self.devices_changed: Callable[[str], Awaitable[None]] | None = None
@@ -141,8 +146,9 @@ class SessionService:
         return session_view(access.token, new_refresh.token, access.expires_at_ms, None)
 
     async def bind_device(self, claims: AccessClaims, device_id: str) -> None:
-        """At a socket connect: the session must be live, and its device this one (a
-        session without a device takes this one)."""
+        """At a socket connect: within the user's connect rate, the session must be live,
+        and its device this one (a session without a device takes this one)."""
+        await self._limiter.check(self._connect_limit, claims.user_id, "connects")
         binding = await self._sessions.bind(
             claims.session_id, claims.user_id, device_id, self._clock()
         )

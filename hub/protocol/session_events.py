@@ -25,6 +25,14 @@ RevocationReason = Literal[
 ]
 
 
+@pushed("session:replaced")
+class SessionReplacedEvent(View):
+    """Sent to a socket when a newer socket of the same device connected (on any node),
+    just before the hub disconnects it: a device has one live socket. Its tokens stay valid."""
+
+    reason: Literal["new_connection"]
+
+
 @pushed("session:revoked")
 class SessionRevokedEvent(View):
     """Sent to every live socket of a session that was just revoked, on whichever node,

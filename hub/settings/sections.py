@@ -143,6 +143,14 @@ class ApiSettings:
         "Socket.IO (the mobile app needs none)",
         shown="empty",
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        "TRUSTED_PROXIES",
+        (),
+        "comma-separated addresses or CIDRs of the load balancers in front of the hub: only "
+        "from them is `X-Forwarded-For` (its rightmost address not in this list) the client's "
+        "address, which every per-IP limit counts",
+        shown="empty",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +182,12 @@ class AccountSettings:
         300,
         "how recent a password or biometric check must be for what hands over the account "
         "(a biometric key, replacing the public key, removing another device, logout of all)",
+        minimum=1,
+    )
+    connects_per_minute: int = setting(
+        "CONNECTS_PER_MINUTE",
+        60,
+        "Socket.IO CONNECT attempts per user per minute, across nodes (`rate_limited` past it)",
         minimum=1,
     )
     bcrypt_rounds: int = setting("BCRYPT_ROUNDS", 12, "bcrypt cost", minimum=4)
