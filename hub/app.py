@@ -155,6 +155,12 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
                     max_queued=settings.sockets.max_queued_events, metrics=w.hub.services.metrics
                 ),
             ),
+            background(
+                "unconnected sessions",
+                lambda w: w.sockets.close_unconnected(
+                    timeout_seconds=settings.sockets.connect_timeout_seconds
+                ),
+            ),
             tuned_garbage_collector(settings),
         ]
     )

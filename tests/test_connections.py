@@ -76,3 +76,35 @@ async def test_connects_past_the_per_user_rate_are_refused(test_env: Any, tmp_pa
         await other.disconnect()
     finally:
         await node.stop()
+
+
+async def test_an_engineio_session_without_a_connect_is_closed(
+    test_env: Any, tmp_path: Path
+) -> None:
+    env = test_env.hub_env(CONNECT_TIMEOUT_SECONDS="2")
+    node = await start_hub_node(env, tmp_path / "node-a", "node-a")
+    try:
+        api = Api(node.url)
+        alice = await api.register("alice")
+        phone = socketio.AsyncClient(reconnection=False)
+        await phone.connect(
+            node.url,
+            auth={"token": alice.access_token, "device": "phone"},
+            transports=["websocket"],
+        )
+        ws_url = node.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
+            assert (await ws.receive_str()).startswith("0")
+            started = asyncio.get_running_loop().time()
+            while True:  # answer pings until the hub closes us
+                message = await asyncio.wait_for(ws.receive(), 10)
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                if message.data == "2":
+                    await ws.send_str("3")
+            waited = asyncio.get_running_loop().time() - started
+        assert 1.5 <= waited <= 5, waited
+        assert phone.connected, "a connected client is left alone"
+        await phone.disconnect()
+    finally:
+        await node.stop()

@@ -61,6 +61,9 @@ def build_accounts(settings: AccountSettings, base: Foundation, online: OnlineDe
         login_limits=LoginLimits(
             per_ip=WindowLimit("login_ip", settings.login_attempts_per_ip, window),
             per_account=WindowLimit("login_account", settings.login_attempts_per_account, window),
+            per_account_everywhere=WindowLimit(
+                "login_account_all", settings.login_failures_per_account_everywhere, window
+            ),
         ),
         fanout=base.fanout,
         clock=base.clock,

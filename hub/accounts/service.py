@@ -51,8 +51,12 @@ class ChallengeStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
+    """Failed logins: per client address, per account and address (a success resets it),
+    and per account from every address (higher: stops a distributed guess)."""
+
     per_ip: WindowLimit
     per_account: WindowLimit
+    per_account_everywhere: WindowLimit
 
 
 class AccountService:
@@ -95,16 +99,22 @@ class AccountService:
     async def login(
         self, *, email: str, password: str, client_ip: str, device: DeviceInfo | None = None
     ) -> SessionView:
-        await self._limiter.check(self._login_limits.per_ip, client_ip, "login attempts")
-        account_key = email.lower()
-        await self._limiter.check(self._login_limits.per_account, account_key, "login attempts")
+        limits, limiter = self._login_limits, self._limiter
+        account = email.lower()
+        here = f"{account}|{client_ip}"
+        await limiter.refuse_if_reached(limits.per_ip, client_ip, "failed logins")
+        await limiter.refuse_if_reached(limits.per_account, here, "failed logins")
+        await limiter.refuse_if_reached(limits.per_account_everywhere, account, "failed logins")
         credentials = await self._users.credentials_by_email(email)
         ok = await self._passwords.verify(
             password, credentials.password_hash if credentials else None
         )
         if not ok or credentials is None:
+            await limiter.record(limits.per_ip, client_ip)
+            await limiter.record(limits.per_account, here)
+            await limiter.record(limits.per_account_everywhere, account)
             raise NotAuthenticated("wrong email or password")
-        await self._limiter.reset(self._login_limits.per_account, account_key)
+        await limiter.reset(limits.per_account, here)
         user = await self._users.get(credentials.id)
         return await self._sessions.open(credentials.id, user, device)
 

@@ -195,12 +195,22 @@ class AccountSettings:
         "BIOMETRIC_CHALLENGE_SECONDS", 60, "lifetime of a biometric login challenge", minimum=5
     )
     login_attempts_per_ip: int = setting(
-        "LOGIN_ATTEMPTS_PER_IP", 20, "login attempts per IP per window", minimum=1
+        "LOGIN_ATTEMPTS_PER_IP",
+        20,
+        "failed logins per client address per window (whichever accounts)",
+        minimum=1,
     )
     login_attempts_per_account: int = setting(
         "LOGIN_ATTEMPTS_PER_ACCOUNT",
         10,
-        "login attempts per account per window (reset by a success)",
+        "failed logins per account and client address per window (a success from that "
+        "address resets it): failures from one address never lock the owner out elsewhere",
+        minimum=1,
+    )
+    login_failures_per_account_everywhere: int = setting(
+        "LOGIN_FAILURES_PER_ACCOUNT",
+        100,
+        "failed logins per account from every address per window: stops a distributed guess",
         minimum=1,
     )
     login_window_seconds: int = setting(
@@ -224,6 +234,13 @@ class SocketSettings:
         1000,
         "events waiting for one client before it is dropped as a slow consumer",
         minimum=10,
+    )
+    connect_timeout_seconds: int = setting(
+        "CONNECT_TIMEOUT_SECONDS",
+        10,
+        "an Engine.IO session with no Socket.IO session this long (no CONNECT, or a "
+        "DISCONNECT without leaving) is closed",
+        minimum=1,
     )
 
 
