@@ -235,6 +235,23 @@ async def test_a_biometric_key_needs_recent_auth_belongs_to_its_device_and_dies_
         },
     )
     assert status == 200, again
+    # A biometric login without a device is its key's device: it replaces that session.
+    status, challenge = await api.request(
+        "POST", "/api/auth/biometric/challenge", json={"keyId": key_id}
+    )
+    signature = key.sign(base64.b64decode(challenge["challenge"])).signature
+    status, relogged = await api.request(
+        "POST",
+        "/api/auth/biometric",
+        json={
+            "challengeId": challenge["challengeId"],
+            "signature": base64.b64encode(signature).decode(),
+        },
+    )
+    assert status == 200 and relogged["device"]["id"] == "phone", relogged
+    status, body = await api.request("GET", "/api/users/" + alice.id, token=again["accessToken"])
+    assert status == 401 and body["error"]["code"] == "session_revoked", body
+    again = relogged
     status, body = await api.request("DELETE", "/api/devices/phone", token=again["accessToken"])
     assert status == 204, body
     other = await login(api, alice, "tablet")

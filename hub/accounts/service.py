@@ -200,6 +200,9 @@ class AccountService:
         if key is None:
             raise NotAuthenticated("this biometric key is no longer registered")
         await self._biometric.touch(key_id, self._clock())
+        if device is None and key.device_id is not None:
+            # The key belongs to its device: a login with it is that device's new session.
+            device = DeviceInfo(key.device_id, None, None)
         user = await self._users.get(key.user_id)
         return await self._sessions.open(key.user_id, user, device)
 

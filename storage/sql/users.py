@@ -41,6 +41,7 @@ class BiometricKeyRow:
     user_id: str
     public_key: bytes
     device_name: str
+    device_id: str | None = None
 
 
 USER_COLUMNS = "id, email, name, role, public_key, public_key_at, last_seen_at"
@@ -70,7 +71,7 @@ INSERT INTO biometric_keys (id, user_id, public_key, device_name, created_at, de
 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (public_key) DO NOTHING RETURNING id
 """
 SELECT_BIOMETRIC_KEY = (
-    "SELECT id, user_id, public_key, device_name FROM biometric_keys WHERE id = $1"
+    "SELECT id, user_id, public_key, device_name, device_id FROM biometric_keys WHERE id = $1"
 )
 SELECT_USER_BIOMETRIC_KEYS = """
 SELECT id, device_id, created_at, last_used_at FROM biometric_keys WHERE user_id = $1
@@ -169,7 +170,11 @@ class BiometricKeyStore:
         if row is None:
             return None
         return BiometricKeyRow(
-            str(row["id"]), str(row["user_id"]), bytes(row["public_key"]), row["device_name"]
+            str(row["id"]),
+            str(row["user_id"]),
+            bytes(row["public_key"]),
+            row["device_name"],
+            row["device_id"],
         )
 
     async def touch(self, key_id: str, now_ms: int) -> None:
