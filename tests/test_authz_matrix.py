@@ -975,7 +975,13 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
         json={"instance": "main", "room": f"call-{scene.live_call_id}"},
     )
     assert call_token.status == 200, call_token.text
-    # The owner's biometric key, which the outsiders tried to delete, still logs in.
+    # The owner's refresh token was offered to every route and to logout: still good.
+    refreshed = await rest(
+        scene, "POST", "/api/auth/refresh", json={"refreshToken": owner.refresh_token}
+    )
+    assert refreshed.status == 200, refreshed.text
+    # The owner's biometric key, which the outsiders tried to delete, still logs in (as the
+    # key's device: checked last, since that login replaces the device's session).
     challenge = await rest(
         scene, "POST", "/api/auth/biometric/challenge", json={"keyId": scene.key_id}
     )
@@ -991,8 +997,3 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
         },
     )
     assert login.status == 200 and login.body["user"]["id"] == owner.id, login.text
-    # The owner's refresh token was offered to every route and to logout: still good.
-    refreshed = await rest(
-        scene, "POST", "/api/auth/refresh", json={"refreshToken": owner.refresh_token}
-    )
-    assert refreshed.status == 200, refreshed.text
