@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -172,6 +173,18 @@ class EngineSockets:
             return False
         return True
 
+    def is_open(self, sid: str) -> bool:
+        """Whether the client of this Socket.IO session is still there.
+
+        Relies on: ``sio.eio.sockets`` and ``socket.closed`` (as ``send``)."""
+        socket = self._sio.eio.sockets.get(self.eio_sid_of(sid))
+        return socket is not None and not socket.closed
+
+    async def disconnect(self, sid: str) -> None:
+        """A Socket.IO disconnect (the client is told to stay away), after whatever was
+        queued for it. Public API: ``AsyncServer.disconnect``."""
+        await self._sio.disconnect(sid)
+
     async def drop_slow_consumers(
         self, *, max_queued: int, metrics: HubMetrics, interval: float = 1.0
     ) -> None:
@@ -192,6 +205,31 @@ class EngineSockets:
                 )
                 dropped.inc()
                 await drop_transport(socket)
+
+    async def close_unconnected(self, *, timeout_seconds: float) -> None:
+        """Until cancelled: drop the transport of every Engine.IO session that has had no
+        Socket.IO session in the default namespace for ``timeout_seconds`` (it never sent a
+        CONNECT, or sent a DISCONNECT and stayed): such a client costs memory and nothing
+        limits it.
+
+        Relies on: ``sio.eio.sockets`` and ``sio.manager.sid_from_eio_sid(eio_sid, "/")``
+        (undocumented), None while no Socket.IO session is open on that Engine.IO session."""
+        interval = min(1.0, timeout_seconds / 2)
+        unconnected_since: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            sockets = self._sio.eio.sockets
+            for eio_sid in [e for e in unconnected_since if e not in sockets]:
+                del unconnected_since[eio_sid]
+            for eio_sid, socket in list(sockets.items()):
+                if self._sio.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+                    unconnected_since.pop(eio_sid, None)
+                    continue
+                since = unconnected_since.setdefault(eio_sid, now)
+                if now - since >= timeout_seconds and not socket.closed:
+                    del unconnected_since[eio_sid]
+                    await drop_transport(socket)
 
     async def drop_all(self) -> int:
         """Drop every client's transport (see ``drop_transport``); how many there were.

@@ -20,6 +20,7 @@ class ConnectionState:
 
     sid: str
     user_id: str
+    session_id: str
     device_id: str
     conn_id: str
     eio_sid: str
@@ -30,6 +31,8 @@ class ConnectionState:
     # Revocations that reached this connection: a presence subscription whose visibility
     # check one crossed is not recorded (see ``PresenceService.subscribe``).
     revocations: int = 0
+    # Set once its session ended here: it is being told and disconnected (only once).
+    ending: bool = False
     caller: CallerConnection = field(init=False)
 
 
@@ -73,6 +76,8 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._by_sid: dict[str, ConnectionState] = {}
         self._by_user: dict[str, set[ConnectionState]] = {}
+        self._by_session: dict[str, set[ConnectionState]] = {}
+        self._by_conn: dict[str, ConnectionState] = {}
         self._watchers: dict[str, set[ConnectionState]] = {}
 
     def __len__(self) -> int:
@@ -82,12 +87,17 @@ class ConnectionRegistry:
         state.caller = CallerConnection(self, state)
         self._by_sid[state.sid] = state
         self._by_user.setdefault(state.user_id, set()).add(state)
+        self._by_session.setdefault(state.session_id, set()).add(state)
+        self._by_conn[state.conn_id] = state
 
     def remove(self, sid: str) -> ConnectionState | None:
         state = self._by_sid.pop(sid, None)
         if state is None:
             return None
         _discard(self._by_user, state.user_id, state)
+        _discard(self._by_session, state.session_id, state)
+        if self._by_conn.get(state.conn_id) is state:
+            del self._by_conn[state.conn_id]
         self.unwatch(state, list(state.watching))
         if state.expiry_timer is not None:
             state.expiry_timer.cancel()
@@ -98,6 +108,12 @@ class ConnectionRegistry:
 
     def connections_of(self, user_id: str) -> Collection[ConnectionState]:
         return self._by_user.get(user_id, ())
+
+    def connections_of_session(self, session_id: str) -> Collection[ConnectionState]:
+        return self._by_session.get(session_id, ())
+
+    def by_conn(self, conn_id: str) -> ConnectionState | None:
+        return self._by_conn.get(conn_id)
 
     def watchers_of(self, user_id: str) -> Collection[ConnectionState]:
         return self._watchers.get(user_id, ())

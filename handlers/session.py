@@ -22,9 +22,10 @@ from socketio.exceptions import ConnectionRefusedError as RefuseConnection
 from handlers.dispatch import Ack, EventContext, EventTable, Payload, ok
 from handlers.engineio_internals import EngineSockets
 from handlers.registry import ConnectionRegistry, ConnectionState
+from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
 from hub.clock import Clock
-from hub.errors import Forbidden, HubError, NotAuthenticated, upstream_failures
+from hub.errors import Forbidden, HubError, NotAuthenticated, SessionRevoked, upstream_failures
 from hub.metrics import HubMetrics
 from hub.presence.service import PresenceService
 from hub.protocol.fields import MAX_DEVICE_ID
@@ -56,6 +57,7 @@ class SessionEventServices:
     """What the ``session:*`` handlers may call."""
 
     tokens: TokenService
+    sessions: SessionService
 
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class SocketSessions:
         connections: ConnectionRegistry,
         *,
         tokens: TokenService,
+        sessions: SessionService,
         presence: PresenceService,
         metrics: HubMetrics,
         clock: Clock,
@@ -86,6 +89,7 @@ class SocketSessions:
         self._sockets = EngineSockets(sio)
         self._connections = connections
         self._tokens = tokens
+        self._sessions = sessions
         self._presence = presence
         self._metrics = metrics
         self._clock = clock
@@ -115,7 +119,12 @@ class SocketSessions:
             raise _refuse("unauthorized", reason, exc.message) from None
         conn_id = uuid.uuid4().hex
         try:
+            await self._sessions.bind_device(claims, handshake.device)
             await self._presence.connect(claims.user_id, handshake.device, conn_id)
+        except NotAuthenticated as exc:
+            reason = (exc.details or {}).get("reason", exc.code)
+            metrics.connects.labels(outcome=reason).inc()
+            raise _refuse("unauthorized", reason, exc.message) from None
         except HubError as exc:
             metrics.connects.labels(outcome=exc.code).inc()
             raise _refuse(exc.code, exc.code, exc.message) from None
@@ -123,9 +132,18 @@ class SocketSessions:
             metrics.connects.labels(outcome="unavailable").inc()
             log.warning("connect refused: storage unavailable", exc_info=True)
             raise _refuse("unavailable", "unavailable", "try again shortly") from None
+        if not self._sockets.is_open(sid):
+            # The client left while we waited: no one will disconnect this registration.
+            metrics.connects.labels(outcome="gone").inc()
+            try:
+                await self._presence.disconnect(conn_id)
+            except Exception:
+                log.warning("could not undo a connect whose client left", exc_info=True)
+            raise _refuse("gone", "gone", "the client left during the connect")
         state = ConnectionState(
             sid=sid,
             user_id=claims.user_id,
+            session_id=claims.session_id,
             device_id=handshake.device,
             conn_id=conn_id,
             eio_sid=self._sockets.eio_sid_of(sid),
@@ -175,4 +193,6 @@ async def refresh_session(ctx: EventContext[SessionEventServices], body: Refresh
     claims = ctx.services.tokens.verify_access(body.token)
     if claims.user_id != ctx.user_id:
         raise Forbidden("the token belongs to another user")
+    if await ctx.services.sessions.is_revoked(claims):
+        raise SessionRevoked("this session was closed; log in again")
     return ok(expiresAt=ctx.connection.extend_session(claims.expires_at_ms))

@@ -20,11 +20,13 @@ from handlers.engineio_internals import EngineSockets
 from handlers.registry import ConnectionRegistry, ConnectionState
 from hub.clock import Clock
 from hub.fanout import (
+    ConnectionsEnded,
     Delivery,
     NodeBus,
     NodeDirectory,
     NodeFrame,
     PresenceRevocation,
+    SessionsEnded,
     UserPresence,
     decode_frames,
     encode_frames,
@@ -90,6 +92,50 @@ class SocketFanout:
         self._apply_revocation(frame)
         await self._publish_to_all(frame)
 
+    async def end_sessions(self, ended: SessionsEnded) -> None:
+        """Applied here at once, then on every node when the frame comes back (a connection
+        is ended once: the second time finds it ending or gone)."""
+        await self._end_here(ended)
+        await self._publish_to_all(ended)
+
+    async def end_connections(
+        self, conn_ids_by_node: Mapping[str, Sequence[str]], how: ConnectionsEnded
+    ) -> None:
+        """Those on this node at once; the others' in one frame to their node each."""
+        own = self._bus.node_id
+        for node_id, conn_ids in conn_ids_by_node.items():
+            frame = ConnectionsEnded(list(conn_ids), how.event, how.reason)
+            if node_id == own:
+                await self._end_connections_here(frame)
+            else:
+                self._send_to_node(node_id, frame)
+
+    async def _end_connections_here(self, frame: ConnectionsEnded) -> None:
+        states = [self._connections.by_conn(c) for c in frame.conn_ids]
+        await self._end_states([s for s in states if s is not None], frame.event, frame.reason)
+
+    async def _end_here(self, ended: SessionsEnded) -> None:
+        states = [
+            state
+            for session_id in ended.session_ids
+            for state in self._connections.connections_of_session(session_id)
+            if state.user_id == ended.user_id
+        ]
+        await self._end_states(states, ended.event, ended.reason)
+
+    async def _end_states(self, states: Sequence[ConnectionState], event: str, reason: str) -> None:
+        ending = [state for state in states if not state.ending]
+        if not ending:
+            return
+        for state in ending:
+            state.ending = True
+        await self._send(ending, event, {"reason": reason})
+        for state in ending:
+            try:
+                await self._sockets.disconnect(state.sid)
+            except Exception:
+                log.warning("could not disconnect an ended session's socket", exc_info=True)
+
     async def on_bus_message(self, message: bytes) -> None:
         """A bus message for this node, or for all of them: act on each of its frames."""
         for frame in decode_frames(message):
@@ -99,6 +145,10 @@ class SocketFanout:
                 watchers = self._connections.watchers_of(frame.user_id)
                 if watchers:
                     await self._send(list(watchers), "presence", presence_view(frame))
+            elif isinstance(frame, SessionsEnded):
+                await self._end_here(frame)
+            elif isinstance(frame, ConnectionsEnded):
+                await self._end_connections_here(frame)
             else:
                 self._apply_revocation(frame)
 
@@ -126,7 +176,9 @@ class SocketFanout:
         for viewer, users in frame.revoked.items():
             self._connections.revoke(viewer, users)
 
-    async def _publish_to_all(self, frame: UserPresence | PresenceRevocation) -> None:
+    async def _publish_to_all(
+        self, frame: UserPresence | PresenceRevocation | SessionsEnded
+    ) -> None:
         try:
             await self._bus.publish_to_all(encode_frames([frame]))
         except Exception:

@@ -43,12 +43,13 @@ from hub.settings.sections import StorageSettings
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
+from rest import devices as rest_devices
 from rest import gigs as rest_gigs
 from rest import livekit as rest_livekit
 from rest import messages as rest_messages
 from rest import openapi as rest_openapi
 from rest import payments as rest_payments
-from rest.http import MAX_BODY_BYTES, error_middleware, security_headers
+from rest.http import MAX_BODY_BYTES, error_middleware, security_headers, trusted_networks
 from rest.keys import (
     API_LIMIT,
     API_LIMITER,
@@ -56,6 +57,7 @@ from rest.keys import (
     HEALTH_CHECK,
     OPENAPI_DOCUMENT,
     SERVICES,
+    TRUSTED_PROXIES,
 )
 from rest.spec import openapi_document
 from storage.redis.bus import RedisNodeBus
@@ -88,6 +90,7 @@ REST_TABLES = (
     rest_livekit.routes,
     rest_calls.routes,
     rest_payments.routes,
+    rest_devices.routes,
 )
 
 
@@ -134,6 +137,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
         REST_TABLES, app.router.routes(), title="Artist Space hub", version="1"
     )
     app[CORS_ORIGINS] = settings.api.cors_origins
+    app[TRUSTED_PROXIES] = trusted_networks(settings.api.trusted_proxies)
     gateways = PaymentGateways(settings.payments)
     app.cleanup_ctx.extend(
         [
@@ -150,6 +154,12 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
                 "slow consumers",
                 lambda w: w.sockets.drop_slow_consumers(
                     max_queued=settings.sockets.max_queued_events, metrics=w.hub.services.metrics
+                ),
+            ),
+            background(
+                "unconnected sessions",
+                lambda w: w.sockets.close_unconnected(
+                    timeout_seconds=settings.sockets.connect_timeout_seconds
                 ),
             ),
             tuned_garbage_collector(settings),
@@ -342,7 +352,10 @@ def _attach_socket_events(
     dispatcher = EventDispatcher(connections, services.metrics)
     # Every table of SOCKET_TABLES (what the authorization matrix covers), each with the
     # services its handlers may call; binding one twice or missing one fails at start.
-    dispatcher.add(session.events, session.SessionEventServices(tokens=services.tokens))
+    dispatcher.add(
+        session.events,
+        session.SessionEventServices(tokens=services.tokens, sessions=services.sessions),
+    )
     dispatcher.add(
         messages.events,
         messages.MessageEventServices(messaging=services.messaging, metrics=services.metrics),
@@ -359,6 +372,7 @@ def _attach_socket_events(
         sio,
         connections,
         tokens=services.tokens,
+        sessions=services.sessions,
         presence=services.presence,
         metrics=services.metrics,
         clock=services.clock,

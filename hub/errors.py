@@ -46,6 +46,18 @@ class NotAuthenticated(HubError):
     http_status = 401
 
 
+class SessionRevoked(NotAuthenticated):
+    """The token's session (its device) was revoked: log in again."""
+
+    code = "session_revoked"
+
+
+class ReauthRequired(NotAuthenticated):
+    """The action hands over the account: prove the password or a biometric key again."""
+
+    code = "reauth_required"
+
+
 class Forbidden(HubError):
     code = "forbidden"
     http_status = 403

@@ -51,7 +51,29 @@ class PresenceRevocation:
     revoked: Mapping[str, Sequence[str]]
 
 
-NodeFrame = Delivery | UserPresence | PresenceRevocation
+@dataclass(frozen=True, slots=True)
+class SessionsEnded:
+    """The frame telling every node that these sessions of one user have ended: each node
+    sends ``event`` (``{reason}``) to the sockets of them it holds, then disconnects them."""
+
+    user_id: str
+    session_ids: Sequence[str]
+    event: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionsEnded:
+    """The frame telling one node to send ``event`` (``{reason}``) to these connections it
+    holds (by conn id), then disconnect them: an earlier socket of a device that connected
+    again."""
+
+    conn_ids: Sequence[str]
+    event: str
+    reason: str
+
+
+NodeFrame = Delivery | UserPresence | PresenceRevocation | SessionsEnded | ConnectionsEnded
 
 # Each frame is a JSON array led by its kind: positional fields keep the hot path (one
 # delivery frame per remote recipient) as cheap as a bare list, and the kind lets a node
@@ -59,6 +81,8 @@ NodeFrame = Delivery | UserPresence | PresenceRevocation
 _DELIVERY = "d"
 _PRESENCE = "p"
 _REVOCATION = "r"
+_SESSIONS_ENDED = "s"
+_CONNECTIONS_ENDED = "c"
 
 
 def encode_frames(frames: Iterable[NodeFrame]) -> bytes:
@@ -69,6 +93,18 @@ def encode_frames(frames: Iterable[NodeFrame]) -> bytes:
             wire.append((_DELIVERY, frame.user_id, frame.event, frame.payload, frame.except_conn))
         elif isinstance(frame, UserPresence):
             wire.append((_PRESENCE, frame.user_id, frame.status, frame.last_seen))
+        elif isinstance(frame, SessionsEnded):
+            wire.append(
+                (
+                    _SESSIONS_ENDED,
+                    frame.user_id,
+                    list(frame.session_ids),
+                    frame.event,
+                    frame.reason,
+                )
+            )
+        elif isinstance(frame, ConnectionsEnded):
+            wire.append((_CONNECTIONS_ENDED, list(frame.conn_ids), frame.event, frame.reason))
         else:
             wire.append((_REVOCATION, frame.revoked))
     return orjson.dumps(wire)
@@ -88,6 +124,10 @@ def decode_frames(message: bytes) -> list[NodeFrame]:
             frames.append(UserPresence(wire[1], wire[2], wire[3]))
         elif kind == _REVOCATION:
             frames.append(PresenceRevocation(wire[1]))
+        elif kind == _SESSIONS_ENDED:
+            frames.append(SessionsEnded(wire[1], wire[2], wire[3], wire[4]))
+        elif kind == _CONNECTIONS_ENDED:
+            frames.append(ConnectionsEnded(wire[1], wire[2], wire[3]))
     return frames
 
 
@@ -102,6 +142,16 @@ class Fanout(Protocol):
     async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
         """Tell every node that each viewer (key) may no longer see these users (value): the
         viewer's connections, wherever they are, stop getting their presence changes."""
+
+    async def end_sessions(self, ended: SessionsEnded) -> None:
+        """Every node tells the sockets of these sessions it holds (``ended.event``) and
+        disconnects them; never raises (the revocation is already recorded)."""
+
+    async def end_connections(
+        self, conn_ids_by_node: Mapping[str, Sequence[str]], how: ConnectionsEnded
+    ) -> None:
+        """Each node (key) sends ``how.event`` to those of its connections (value) and
+        disconnects them (``how.conn_ids`` is ignored); never raises."""
 
 
 class NodeDirectory(Protocol):

@@ -14,6 +14,9 @@ class RateWindows(Protocol):
 
     async def clear(self, scope: str, subject: str) -> None: ...
 
+    async def count(self, scope: str, subject: str) -> tuple[int, int]:
+        """Hits in the current window and ms until it resets, without counting one."""
+
 
 @dataclass(frozen=True, slots=True)
 class WindowLimit:
@@ -35,6 +38,17 @@ class SharedLimiter:
         if count > rule.limit:
             retry = max(1, math.ceil(left_ms / 1000))
             raise RateLimited(f"too many {what}; try again in {retry} s", retry_after_seconds=retry)
+
+    async def refuse_if_reached(self, rule: WindowLimit, subject: str, what: str) -> None:
+        """Refuse when ``subject`` already has ``rule.limit`` hits in the window, counting
+        none (for limits that count failures: ``record`` after one)."""
+        count, left_ms = await self._windows.count(rule.scope, subject)
+        if count >= rule.limit:
+            retry = max(1, math.ceil(left_ms / 1000))
+            raise RateLimited(f"too many {what}; try again in {retry} s", retry_after_seconds=retry)
+
+    async def record(self, rule: WindowLimit, subject: str) -> None:
+        await self._windows.hit(rule.scope, subject, window_ms=rule.window_seconds * 1000)
 
     async def reset(self, rule: WindowLimit, subject: str) -> None:
         await self._windows.clear(rule.scope, subject)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.accounts.builder import build_accounts
+from hub.accounts.devices import DeviceService
 from hub.accounts.service import AccountService
+from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
 from hub.bands.builder import build_bands
 from hub.bands.gigs import GigService
@@ -38,6 +40,8 @@ from storage.redis.presence import RedisDeviceRegistry
 class Services:
     tokens: TokenService
     accounts: AccountService
+    sessions: SessionService
+    devices: DeviceService
     messaging: MessagingService
     presence: PresenceService
     typing: TypingService
@@ -66,7 +70,7 @@ def build_hub(
     devices: RedisDeviceRegistry,
     gateways: PaymentGateways,
 ) -> Hub:
-    accounts = build_accounts(settings.accounts, base)
+    accounts = build_accounts(settings.accounts, base, devices)
     messaging = build_messaging(settings.messaging, base)
     bands = build_bands(
         base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
@@ -75,6 +79,8 @@ def build_hub(
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
+        sessions=accounts.sessions,
+        devices=accounts.devices,
         messaging=messaging.service,
         presence=build_presence(settings.presence, base, devices, settings.server.node_id),
         typing=messaging.typing,

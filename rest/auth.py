@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import (
     EmailStr,
@@ -10,22 +12,58 @@ from pydantic import (
 )
 
 from hub.accounts.passwords import MAX_PASSWORD_BYTES
-from hub.accounts.views import BiometricChallengeView, BiometricKeyView, SessionView
+from hub.accounts.sessions import DeviceInfo
+from hub.accounts.views import (
+    BiometricChallengeView,
+    BiometricKeysView,
+    BiometricKeyView,
+    SessionView,
+)
+from hub.errors import InvalidPayload
 from hub.protocol.fields import (
+    MAX_DEVICE_ID,
     PublicKey,
     Signature,
     Uuid,
     display_name,
 )
-from rest.http import Body, client_ip, current_user, json_response, path_uuid
+from rest.http import (
+    Body,
+    client_ip,
+    current_claims,
+    current_user,
+    json_response,
+    path_uuid,
+)
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
+
+
+class Device(Body):
+    """The device a login is for (its id is the socket's ``auth.device``)."""
+
+    id: str = Field(min_length=1, max_length=MAX_DEVICE_ID, pattern=r"^[A-Za-z0-9._:-]+$")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    platform: Literal["ios", "android", "web", "other"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def name_not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else display_name(value)
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(self.id, self.name, self.platform)
+
+
+def _device(device: Device | None) -> DeviceInfo | None:
+    return device.info() if device is not None else None
 
 
 class Register(Body):
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES)
     name: str = Field(min_length=1, max_length=100)
+    device: Device | None = None
 
     @field_validator("password")
     @classmethod
@@ -40,9 +78,34 @@ class Register(Body):
         return display_name(value)
 
 
+def _fits_bcrypt(value: str) -> str:
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8")
+    return value
+
+
+class ChangePassword(Body):
+    currentPassword: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES * 4)
+    newPassword: str = Field(min_length=8, max_length=MAX_PASSWORD_BYTES)
+
+    @field_validator("newPassword")
+    @classmethod
+    def fits_bcrypt(cls, value: str) -> str:
+        return _fits_bcrypt(value)
+
+
+class Reauth(Body):
+    """Either the password, or a biometric challenge signed as for login."""
+
+    password: str | None = Field(default=None, min_length=1, max_length=MAX_PASSWORD_BYTES * 4)
+    challengeId: Uuid | None = None
+    signature: Signature | None = None
+
+
 class Login(Body):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_BYTES * 4)
+    device: Device | None = None
 
 
 class Refresh(Body):
@@ -50,7 +113,10 @@ class Refresh(Body):
 
 
 class Logout(Body):
-    refreshToken: str | None = Field(default=None, min_length=1, max_length=4096)
+    all: bool = Field(default=False, description="every device of the account, not just this one")
+    refreshToken: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="ignored (older apps send it)"
+    )
 
 
 class RegisterBiometricKey(Body):
@@ -65,6 +131,7 @@ class BiometricChallengeRequest(Body):
 class BiometricLogin(Body):
     challengeId: Uuid
     signature: Signature
+    device: Device | None = None
 
 
 routes = ApiRoutes("auth")
@@ -80,7 +147,7 @@ routes = ApiRoutes("auth")
 )
 async def register(request: web.Request, body: Register) -> web.Response:
     session = await request.app[SERVICES].accounts.register(
-        email=str(body.email), password=body.password, name=body.name
+        email=str(body.email), password=body.password, name=body.name, device=_device(body.device)
     )
     return json_response(session.wire(), status=201)
 
@@ -94,7 +161,10 @@ async def register(request: web.Request, body: Register) -> web.Response:
 )
 async def login(request: web.Request, body: Login) -> web.Response:
     session = await request.app[SERVICES].accounts.login(
-        email=body.email, password=body.password, client_ip=client_ip(request)
+        email=body.email,
+        password=body.password,
+        client_ip=client_ip(request),
+        device=_device(body.device),
     )
     return json_response(session.wire())
 
@@ -107,34 +177,79 @@ async def login(request: web.Request, body: Login) -> web.Response:
     auth=False,
 )
 async def refresh(request: web.Request, body: Refresh) -> web.Response:
-    session = await request.app[SERVICES].accounts.refresh(body.refreshToken)
+    session = await request.app[SERVICES].sessions.refresh(body.refreshToken)
     return json_response(session.wire())
 
 
 @routes.post(
     "/api/auth/logout",
-    summary="Close this login (with its refresh token) or every login (without a body)",
+    summary="Close this device's session, or with `all` every device's",
     body=Logout,
     media_type=None,
     status=204,
 )
 async def logout(request: web.Request, body: Logout) -> web.Response:
-    user_id = current_user(request)
-    await request.app[SERVICES].accounts.logout(user_id, body.refreshToken)
+    claims = current_claims(request)
+    await request.app[SERVICES].sessions.logout(claims, everywhere=body.all)
     return web.Response(status=204)
 
 
 @routes.post(
+    "/api/auth/password",
+    summary="Change the password (with the current one); every other device is logged out",
+    body=ChangePassword,
+    media_type=None,
+    status=204,
+)
+async def change_password(request: web.Request, body: ChangePassword) -> web.Response:
+    claims = current_claims(request)
+    await request.app[SERVICES].accounts.change_password(
+        claims, body.currentPassword, body.newPassword
+    )
+    return web.Response(status=204)
+
+
+@routes.post(
+    "/api/auth/reauth",
+    summary="Prove it is you again (password or a signed biometric challenge): a new pair of "
+    "this session with a fresh authTime",
+    body=Reauth,
+    answer=SessionView,
+)
+async def reauth(request: web.Request, body: Reauth) -> web.Response:
+    claims = current_claims(request)
+    accounts = request.app[SERVICES].accounts
+    if body.password is not None and body.challengeId is None and body.signature is None:
+        session = await accounts.reauth_with_password(claims, body.password)
+    elif body.password is None and body.challengeId is not None and body.signature is not None:
+        session = await accounts.reauth_with_signature(claims, body.challengeId, body.signature)
+    else:
+        raise InvalidPayload("send either {password} or {challengeId, signature}")
+    return json_response(session.wire())
+
+
+@routes.get(
     "/api/auth/biometric/keys",
-    summary="Register a device's Ed25519 verify key for biometric login",
+    summary="Your biometric keys, each with the device that registered it",
+    answer=BiometricKeysView,
+)
+async def list_biometric_keys(request: web.Request) -> web.Response:
+    keys = await request.app[SERVICES].accounts.biometric_keys(current_user(request))
+    return json_response(keys.wire())
+
+
+@routes.post(
+    "/api/auth/biometric/keys",
+    summary="Register this device's Ed25519 verify key for biometric login (needs a recent "
+    "authentication)",
     body=RegisterBiometricKey,
     answer=BiometricKeyView,
     status=201,
 )
 async def add_biometric_key(request: web.Request, body: RegisterBiometricKey) -> web.Response:
-    user_id = current_user(request)
+    claims = current_claims(request)
     key = await request.app[SERVICES].accounts.register_biometric_key(
-        user_id, body.publicKey, body.deviceName
+        claims, body.publicKey, body.deviceName
     )
     return json_response(key.wire(), status=201)
 
@@ -175,6 +290,6 @@ async def biometric_challenge(
 )
 async def biometric_login(request: web.Request, body: BiometricLogin) -> web.Response:
     session = await request.app[SERVICES].accounts.biometric_login(
-        body.challengeId, body.signature, client_ip(request)
+        body.challengeId, body.signature, client_ip(request), _device(body.device)
     )
     return json_response(session.wire())

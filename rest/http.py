@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,12 +18,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hub.accounts.tokens import AccessClaims
 from hub.errors import (
     HubError,
     InvalidPayload,
     NotAuthenticated,
     NotFound,
     RateLimited,
+    SessionRevoked,
     TooLarge,
     UpstreamUnavailable,
     upstream_failures,
@@ -30,7 +33,7 @@ from hub.errors import (
 from hub.protocol.fields import (
     parse_uuid,
 )
-from rest.keys import API_LIMIT, API_LIMITER, CORS_ORIGINS, SERVICES
+from rest.keys import API_LIMIT, API_LIMITER, CORS_ORIGINS, SERVICES, TRUSTED_PROXIES
 
 
 class Body(BaseModel):
@@ -48,13 +51,15 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Where current_user keeps the caller of a request once its token was checked.
-USER_ID = "hub.user_id"
+# Where current_claims keeps the caller's token claims once they were checked.
+CLAIMS = "hub.claims"
+# Set by the middleware when the bearer token's session was revoked.
+REVOKED = "hub.revoked"
 UNLIMITED_PATHS = frozenset({"/healthz", "/metrics"})
 # Webhooks come from a few servers' IPs, are signed, and are retried if dropped: not limited.
 UNLIMITED_PREFIXES = ("/api/livekit/webhook/", "/api/payments/webhooks/")
 # What a browser app on an origin of HUB_CORS_ORIGINS may send (answered to its preflight).
-CORS_METHODS = "GET, POST, PUT, DELETE"
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 # What aiohttp's form parser raises on a body it cannot read: multipart without a boundary or
 # with a broken part, text that does not decode, an unknown charset or transfer encoding.
@@ -142,34 +147,100 @@ def path_uuid(request: web.Request, name: str) -> str:
         raise InvalidPayload(f"{name} must be a UUID", details={"field": name}) from None
 
 
-def current_user(request: web.Request) -> str:
-    """The user id of a valid access token in ``Authorization: Bearer``, or 401."""
+def current_claims(request: web.Request) -> AccessClaims:
+    """The claims of a valid access token in ``Authorization: Bearer``, or 401."""
+    if request.get(REVOKED):
+        raise SessionRevoked("this session was closed; log in again")
+    cached = request.get(CLAIMS)
+    if isinstance(cached, AccessClaims):
+        return cached
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("send Authorization: Bearer <accessToken>")
-    cached = request.get(USER_ID)
-    if isinstance(cached, str):
-        return cached
-    user_id = request.app[SERVICES].tokens.verify_access(token.strip()).user_id
-    request[USER_ID] = user_id
-    return user_id
+    claims = request.app[SERVICES].tokens.verify_access(token.strip())
+    request[CLAIMS] = claims
+    return claims
+
+
+def current_user(request: web.Request) -> str:
+    """The user id of a valid access token in ``Authorization: Bearer``, or 401."""
+    return current_claims(request).user_id
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address (see ``client_address``): what every per-IP limit counts."""
+    return client_address(
+        request.remote, request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES]
+    )
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy and sent
+    ``X-Forwarded-For``; then the rightmost address in it that is not a trusted proxy (the
+    one the first trusted proxy saw). A malformed hop stops the walk at the hop after it."""
+    if not peer:
+        return "unknown"
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    chosen = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return chosen
+        chosen = str(address)
+        if not any(address in network for network in trusted):
+            return chosen
+    return chosen
+
+
+def _trusted(peer: str, trusted: Networks) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def trusted_networks(entries: tuple[str, ...]) -> Networks:
+    """``TRUSTED_PROXIES`` entries (addresses or CIDRs) as networks; a bad one is refused."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _bearer_claims(request: web.Request) -> AccessClaims | None:
+    """The claims of the request's bearer token when it is valid (kept for current_claims)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        claims = request.app[SERVICES].tokens.verify_access(token.strip())
+    except NotAuthenticated:
+        return None
+    request[CLAIMS] = claims
+    return claims
 
 
 def rate_subject(request: web.Request) -> str:
     """Whom a request counts against: its user when it carries a valid access token (so
     people behind one NAT do not share a budget), else its IP (a bad token counts there)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        try:
-            return "user:" + request.app[SERVICES].tokens.verify_access(token.strip()).user_id
-        except NotAuthenticated:
-            pass
+    claims = _bearer_claims(request)
+    if claims is not None:
+        return "user:" + claims.user_id
     return "ip:" + client_ip(request)
+
+
+async def _check_revocation(request: web.Request) -> None:
+    """One Redis round trip per request with a valid bearer token: is its session revoked?
+    A route that needs the caller then answers 401 ``session_revoked``."""
+    claims = request.get(CLAIMS)
+    if not isinstance(claims, AccessClaims):
+        claims = _bearer_claims(request)
+    if claims is not None and await request.app[SERVICES].sessions.is_revoked(claims):
+        request[REVOKED] = True
 
 
 @web.middleware
@@ -186,6 +257,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             and not request.path.startswith(UNLIMITED_PREFIXES)
         ):
             await request.app[API_LIMITER].check(limit, rate_subject(request), "requests")
+        await _check_revocation(request)
         response = await handler(request)
     except RateLimited as exc:
         response = error_response(exc, {"Retry-After": str(exc.retry_after_seconds)})

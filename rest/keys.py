@@ -20,3 +20,5 @@ HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
 HEALTH_CHECK: web.AppKey[HealthCheck] = web.AppKey("health_check")
 # Origins allowed by CORS (HUB_CORS_ORIGINS), for the security-headers middleware.
 CORS_ORIGINS: web.AppKey[tuple[str, ...]] = web.AppKey("cors_origins")
+# TRUSTED_PROXIES as networks: whose X-Forwarded-For names the client (rest/http.py).
+TRUSTED_PROXIES: web.AppKey[tuple[Any, ...]] = web.AppKey("trusted_proxies")

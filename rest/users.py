@@ -13,7 +13,7 @@ from hub.protocol.fields import (
     PublicKey,
     display_name,
 )
-from rest.http import Body, current_user, json_response, path_uuid
+from rest.http import Body, current_claims, current_user, json_response, path_uuid
 from rest.keys import SERVICES
 from rest.spec import ApiRoutes
 
@@ -75,8 +75,8 @@ async def get_public_key(request: web.Request) -> web.Response:
     answer=PublicKeyView,
 )
 async def set_public_key(request: web.Request, body: SetPublicKey) -> web.Response:
-    viewer = current_user(request)
+    claims = current_claims(request)
     key = await request.app[SERVICES].accounts.set_public_key(
-        viewer, path_uuid(request, "user_id"), body.publicKey
+        claims, path_uuid(request, "user_id"), body.publicKey
     )
     return json_response(key.wire())

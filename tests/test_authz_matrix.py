@@ -30,6 +30,7 @@ import pytest_asyncio
 from hub.app import SOCKET_TABLES
 from tests.support import Account, Api, HubNode, Phone, seal
 from tests.support.bands import create_band, create_gig
+from tests.support.clients import PASSWORD
 from tests.support.gateways import (
     BRAINTREE_PRIVATE_KEY,
     STRIPE_SECRET_KEY,
@@ -43,6 +44,7 @@ from tests.support.servers import TestEnv as HubEnv
 ROLES = ("stranger", "former")
 CODE_OF_STATUS = {400: "invalid_payload", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 FEE = 7_654_321
+OWNER_DEVICE = "owner-tablet"
 PAID = 4_321_987
 
 
@@ -68,6 +70,8 @@ class Scene:
     live_call_id: str = ""
     signer: nacl.signing.SigningKey | None = None
     phones: dict[str, Phone] = field(default_factory=dict)
+    # A second session (device "spare") of each actor, for the cases that end a session.
+    spare_tokens: dict[str, str] = field(default_factory=dict)
     # What each of them must never see: label -> text.
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -305,6 +309,24 @@ async def scene(servers: Servers) -> AsyncIterator[Scene]:
             people = await api.register_many("owner", "member", "former", "stranger", "bystander")
             scene = Scene(env, node, http, *people)
             await build_scene(scene)
+            owner_device = await api.request(
+                "POST",
+                "/api/auth/login",
+                json={
+                    "email": scene.owner.email,
+                    "password": PASSWORD,
+                    "device": {"id": OWNER_DEVICE},
+                },
+            )
+            assert owner_device[0] == 200, owner_device
+            for actor in (scene.stranger, scene.former):
+                status, body = await api.request(
+                    "POST",
+                    "/api/auth/login",
+                    json={"email": actor.email, "password": PASSWORD, "device": {"id": "spare"}},
+                )
+                assert status == 200, body
+                scene.spare_tokens[actor.id] = body["accessToken"]
             try:
                 yield scene
             finally:
@@ -328,6 +350,8 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     check: Callable[[Scene, Account, Any], None] | None = None
     name: str = ""
+    # The actor's token to send, when not their main one.
+    token: Callable[[Scene, Account], str] | None = None
 
     @property
     def id(self) -> str:
@@ -361,6 +385,10 @@ def items_without(*ids: Callable[[Scene], str]) -> Callable[[Scene, Account, Any
 
 def no_items(s: Scene, a: Account, body: Any) -> None:
     assert body["items"] == [], body
+
+
+def no_owner_device(s: Scene, a: Account, body: Any) -> None:
+    assert OWNER_DEVICE not in {d["id"] for d in body["items"]}, body
 
 
 def own_old_band_copies_only(s: Scene, a: Account, body: Any) -> None:
@@ -406,9 +434,31 @@ CASES = [
     Case(
         "POST",
         "/api/auth/logout",
-        404,
-        name="another's login",
+        204,
+        name="closes only the caller's own (spare) session, whatever refreshToken says",
         body=lambda s, a: {"refreshToken": s.owner.refresh_token},
+        token=lambda s, a: s.spare_tokens[a.id],
+    ),
+    Case("POST", "/api/auth/reauth", 401, body=lambda s, a: {"password": "not it"}),
+    Case("GET", "/api/auth/biometric/keys", 200, check=no_items),
+    # Devices: your own only; another's device id is not found.
+    Case("GET", "/api/devices", 200, check=no_owner_device),
+    Case(
+        "PATCH",
+        "/api/devices/{device_id}",
+        404,
+        params=lambda s, a: {"device_id": OWNER_DEVICE},
+        body=lambda s, a: {"name": "Pwned"},
+    ),
+    Case(
+        "DELETE", "/api/devices/{device_id}", 404, params=lambda s, a: {"device_id": OWNER_DEVICE}
+    ),
+    Case(
+        "POST",
+        "/api/auth/password",
+        401,
+        name="with a wrong current password",
+        body=lambda s, a: {"currentPassword": "not it", "newPassword": "a new long password"},
     ),
     Case(
         "POST",
@@ -640,9 +690,8 @@ async def test_rest_route_refuses_strangers_and_former_members(
     actor = scene.actor(role)
     path = fill(case.route, case.params(scene, actor)) + case.query(scene, actor)
     body = case.body(scene, actor)
-    answer = await rest(
-        scene, case.method, path, token=actor.access_token, json=body, headers=case.headers
-    )
+    token = case.token(scene, actor) if case.token is not None else actor.access_token
+    answer = await rest(scene, case.method, path, token=token, json=body, headers=case.headers)
     assert answer.status == case.status, answer.text
     if case.status in CODE_OF_STATUS:
         assert answer.body["error"]["code"] == CODE_OF_STATUS[case.status], answer.text
@@ -737,6 +786,7 @@ def parameter_values(scene: Scene) -> dict[str, str]:
         "conversation_id": scene.member.id,
         "message_id": scene.dm_id,
         "instance": "main",
+        "device_id": OWNER_DEVICE,
     }
 
 
@@ -930,8 +980,14 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
                 payload = await phone.next(event)
                 # Only echoes of their own doings: the message they sent over REST, the band
                 # they created.
-                own = (event == "message:new" and payload["from"] == actor.id) or (
-                    event == "band:updated" and payload["band"]["ownerId"] == actor.id
+                own = (
+                    (event == "message:new" and payload["from"] == actor.id)
+                    or (event == "band:updated" and payload["band"]["ownerId"] == actor.id)
+                    # Their own device list (the spare login, their logout of it).
+                    or (
+                        event == "devices:changed"
+                        and OWNER_DEVICE not in {d["id"] for d in payload["devices"]}
+                    )
                 )
                 assert own, (role, event, payload)
                 assert_no_leak(orjson.dumps(payload).decode(), scene.secrets[role], "")
@@ -954,7 +1010,13 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
         json={"instance": "main", "room": f"call-{scene.live_call_id}"},
     )
     assert call_token.status == 200, call_token.text
-    # The owner's biometric key, which the outsiders tried to delete, still logs in.
+    # The owner's refresh token was offered to every route and to logout: still good.
+    refreshed = await rest(
+        scene, "POST", "/api/auth/refresh", json={"refreshToken": owner.refresh_token}
+    )
+    assert refreshed.status == 200, refreshed.text
+    # The owner's biometric key, which the outsiders tried to delete, still logs in (as the
+    # key's device: checked last, since that login replaces the device's session).
     challenge = await rest(
         scene, "POST", "/api/auth/biometric/challenge", json={"keyId": scene.key_id}
     )
@@ -970,8 +1032,3 @@ async def test_outsiders_received_nothing_of_the_others_and_nothing_changed(scen
         },
     )
     assert login.status == 200 and login.body["user"]["id"] == owner.id, login.text
-    # The owner's refresh token was offered to every route and to logout: still good.
-    refreshed = await rest(
-        scene, "POST", "/api/auth/refresh", json={"refreshToken": owner.refresh_token}
-    )
-    assert refreshed.status == 200, refreshed.text

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import orjson
 
-from hub.fanout import Delivery, PresenceRevocation, UserPresence, decode_frames, encode_frames
+from hub.fanout import (
+    ConnectionsEnded,
+    Delivery,
+    PresenceRevocation,
+    SessionsEnded,
+    UserPresence,
+    decode_frames,
+    encode_frames,
+)
 
 
 def test_every_frame_kind_comes_back_as_it_left_and_in_order() -> None:
@@ -14,6 +22,8 @@ def test_every_frame_kind_comes_back_as_it_left_and_in_order() -> None:
         Delivery("u3", "typing", {"from": "u1", "to": "u3", "state": "start"}),
         PresenceRevocation({"viewer": ["u4", "u5"]}),
         UserPresence("u2", "online", None),
+        SessionsEnded("u6", ["s1", "s2"], "session:revoked", "logout"),
+        ConnectionsEnded(["c1"], "session:replaced", "new_connection"),
     ]
     assert decode_frames(encode_frames(frames)) == frames
 

@@ -147,10 +147,11 @@ async def js_phone(tmp_path: Path) -> AsyncIterator[StartJsPhone]:
         steps: list[dict[str, Any]],
         **job: Any,
     ) -> JsPhone:
+        device = job.pop("device", f"js-{account.name}")
         full_job = {
             "url": hub.url,
-            "token": account.access_token,
-            "device": f"js-{account.name}",
+            "token": await account.token_for(device, hub.url),
+            "device": device,
             "secretKey": base64.b64encode(bytes(account.keys)).decode(),
             "peers": {peer.id: peer.public_key_b64 for peer in peers},
             "transports": ["websocket"],
@@ -487,3 +488,37 @@ async def test_js_edit_and_delete_reach_every_device_of_both_users(js_phone, two
     finally:
         await alice_laptop.close()
         await bob_tablet.close()
+
+
+async def test_js_client_receives_session_revoked_then_is_disconnected(js_phone, two_hub_nodes):
+    node_a, node_b = two_hub_nodes
+    api = Api(node_a.url)
+    alice = await api.register("alice")
+    phone = await js_phone(
+        node_b, alice, [], [{"do": "awaitEnd", "event": "session:revoked", "timeoutMs": 5000}]
+    )
+    await phone.next("connected")
+    status, _ = await api.request("POST", "/api/auth/logout", token=alice.access_token)
+    assert status == 204
+    [ended] = [line for line in await phone.finish() if line["event"] == "ended"]
+    assert ended["payload"] == {"reason": "logout"}, phone.transcript()
+    assert ended["reason"] == "io server disconnect", phone.transcript()
+
+
+async def test_js_client_receives_session_replaced_when_its_device_connects_again(
+    js_phone, two_hub_nodes
+):
+    node_a, node_b = two_hub_nodes
+    alice = await Api(node_a.url).register("alice")
+    phone = await js_phone(
+        node_a, alice, [], [{"do": "awaitEnd", "event": "session:replaced", "timeoutMs": 5000}]
+    )
+    await phone.next("connected")
+    newer = await Phone(alice, "js-alice").connect(node_b.url)
+    try:
+        [ended] = [line for line in await phone.finish() if line["event"] == "ended"]
+        assert ended["payload"] == {"reason": "new_connection"}, phone.transcript()
+        assert ended["reason"] == "io server disconnect", phone.transcript()
+        assert newer.client.connected
+    finally:
+        await newer.close()

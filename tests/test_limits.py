@@ -250,7 +250,7 @@ async def refused(url: str, account: Account, device: str) -> Any:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(
                 url,
-                auth={"token": account.access_token, "device": device},
+                auth={"token": await account.token_for(device, url), "device": device},
                 transports=["websocket"],
                 wait_timeout=10,
             )

@@ -17,7 +17,7 @@ from hub.fanout import UserPresence
 from hub.presence.service import MAX_WATCHED_USERS, PresenceService
 from hub.presence.views import PresenceView, presence_view
 from hub.rate_limits import TokenBucket
-from storage.redis.presence import ConnectOutcome, LiveConnection, StoredPresence
+from storage.redis.presence import Connected, LiveConnection, StoredPresence
 from tests.support.fake_fanout import MemoryFanout
 
 TTL_MS = 30_000
@@ -33,14 +33,12 @@ class MemoryLiveDevices:
     def _live(self, user_id: str, now_ms: int) -> list[LiveConnection]:
         return [c for c, e in self.expiries.items() if c.user_id == user_id and e > now_ms]
 
-    async def connect(
-        self, conn: LiveConnection, *, now_ms: int, max_devices: int
-    ) -> ConnectOutcome:
+    async def connect(self, conn: LiveConnection, *, now_ms: int, max_devices: int) -> Connected:
         live = self._live(conn.user_id, now_ms)
         if len(live) >= max_devices:
-            return "too_many_devices"
+            return Connected("too_many_devices", [])
         self.expiries[conn] = now_ms + TTL_MS
-        return "already_online" if live else "came_online"
+        return Connected("already_online" if live else "came_online", [])
 
     async def disconnect(self, conn: LiveConnection, *, now_ms: int) -> bool:
         self.expiries.pop(conn, None)
@@ -113,6 +111,7 @@ class World:
         state = ConnectionState(
             sid=sid,
             user_id=user_id,
+            session_id=f"session-{sid}",
             device_id="phone",
             conn_id=f"conn-{sid}",
             eio_sid=f"eio-{sid}",

@@ -22,10 +22,23 @@ def api(hub_node: HubNode) -> Api:
     return Api(hub_node.url)
 
 
-def mint(secret: str, user_id: str, *, typ: str = "access", lifetime_s: float = 3600) -> str:
-    """A token as the hub would mint it, with our own lifetime (``exp`` is whole seconds)."""
+def mint(
+    secret: str,
+    user_id: str,
+    *,
+    typ: str = "access",
+    lifetime_s: float = 3600,
+    session_of: str | None = None,
+) -> str:
+    """A token as the hub would mint it, with our own lifetime (``exp`` is whole seconds), of
+    the session of the access token ``session_of`` (else of no session there is)."""
     now = int(time.time())
-    claims = {"sub": user_id, "typ": typ, "iat": now, "exp": int(now + lifetime_s)}
+    claims: dict[str, Any] = {"sub": user_id, "typ": typ, "iat": now, "exp": int(now + lifetime_s)}
+    if typ == "access":
+        claims |= {"sid": "00000000-0000-4000-8000-000000000000", "authTime": now * 1000}
+        if session_of is not None:
+            real = jwt.decode(session_of, options={"verify_signature": False})
+            claims |= {"sid": real["sid"], "authTime": real["authTime"]}
     if typ == "refresh":
         claims["fam"] = "00000000-0000-4000-8000-000000000000"
     return jwt.encode(claims, secret, algorithm="HS256")
@@ -156,7 +169,7 @@ async def test_session_expires_then_the_socket_is_closed(
 ) -> None:
     alice = await api.register("alice")
     watched = Watched(alice)
-    short = mint(test_env.jwt_secret, alice.id, lifetime_s=2)
+    short = mint(test_env.jwt_secret, alice.id, lifetime_s=2, session_of=alice.access_token)
     await watched.phone.connect(hub_node.url, token=short)
     try:
         expired = await watched.phone.next("session:expired", timeout=6)
@@ -172,7 +185,7 @@ async def test_session_refresh_keeps_the_socket_open(
 ) -> None:
     alice = await api.register("alice")
     watched = Watched(alice)
-    short = mint(test_env.jwt_secret, alice.id, lifetime_s=3)
+    short = mint(test_env.jwt_secret, alice.id, lifetime_s=3, session_of=alice.access_token)
     await watched.phone.connect(hub_node.url, token=short)
     try:
         ack = await watched.phone.call("session:refresh", {"token": alice.access_token})

@@ -1,8 +1,11 @@
 """JWT access and refresh tokens (HS256 with ``JWT_SECRET``).
 
 The ``typ`` claim tells them apart, so a refresh token is never accepted where an access
-token is due. Refresh tokens also carry a family id (``fam``): every rotation stays in the
-family, and replaying a spent one revokes the whole family.
+token is due. Both carry their session: access tokens as ``sid`` (with ``authTime``, when the
+session last proved a password or a biometric signature, ms), refresh tokens as ``fam`` (the
+session is the refresh family: every rotation stays in it, and replaying a spent one revokes
+it). An access token without ``sid`` (minted before sessions) is ``token_invalid``: the app
+refreshes and gets one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ ALGORITHM = "HS256"
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: str
+    session_id: str
+    auth_time_ms: int
     expires_at_ms: int
 
 
@@ -54,10 +59,21 @@ class TokenService:
         self._refresh_seconds = refresh_seconds
         self._clock = clock
 
-    def mint_access(self, user_id: str) -> MintedToken:
+    @property
+    def access_seconds(self) -> int:
+        return self._access_seconds
+
+    def mint_access(self, user_id: str, session_id: str, auth_time_ms: int) -> MintedToken:
         now_s = self._clock() // 1000
         exp = now_s + self._access_seconds
-        claims = {"sub": user_id, "typ": "access", "iat": now_s, "exp": exp}
+        claims = {
+            "sub": user_id,
+            "typ": "access",
+            "sid": session_id,
+            "authTime": auth_time_ms,
+            "iat": now_s,
+            "exp": exp,
+        }
         return MintedToken(jwt.encode(claims, self._secret, algorithm=ALGORITHM), exp * 1000)
 
     def mint_refresh(self, user_id: str, family_id: str) -> MintedToken:
@@ -99,7 +115,15 @@ class TokenService:
 
     def verify_access(self, token: str) -> AccessClaims:
         claims = self._decode(token, "access")
-        return AccessClaims(claims["sub"], int(claims["exp"]) * 1000)
+        session_id = claims.get("sid")
+        auth_time = claims.get("authTime")
+        if (
+            not isinstance(session_id, str)
+            or isinstance(auth_time, bool)
+            or not isinstance(auth_time, int)
+        ):
+            raise NotAuthenticated("the token is not valid", details={"reason": "token_invalid"})
+        return AccessClaims(claims["sub"], session_id, auth_time, int(claims["exp"]) * 1000)
 
     def verify_refresh(self, token: str) -> RefreshClaims:
         claims = self._decode(token, "refresh")

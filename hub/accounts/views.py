@@ -9,10 +9,15 @@ path, so the views are the validated models themselves, sent with ``View.wire()`
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from hub.protocol.models import View, pushed
-from storage.sql.users import UserRow
+from storage.sql.sessions import DeviceRow
+from storage.sql.users import BiometricKeyListing, UserRow
+
+Platform = Literal["ios", "android", "web", "other"]
 
 
 class AccountView(View):
@@ -27,22 +32,90 @@ def account_view(user: UserRow) -> AccountView:
     return AccountView(id=user.id, email=user.email, name=user.name)
 
 
+class DeviceView(View):
+    """The device of a session, as its login named it."""
+
+    id: str
+    name: str | None
+    platform: Platform
+
+
+def device_view(device: DeviceRow) -> DeviceView:
+    platform: Platform = "other"
+    if device.platform in ("ios", "android", "web"):
+        platform = device.platform  # type: ignore[assignment]
+    return DeviceView(id=device.id, name=device.name, platform=platform)
+
+
+class DeviceItemView(View):
+    """One of your devices, as ``GET /api/devices`` lists it."""
+
+    id: str
+    name: str | None
+    platform: Platform
+    createdAt: int
+    lastSeenAt: int | None
+    current: bool = Field(description="the device of the token that asks")
+    online: bool = Field(description="a live socket on any node")
+
+
+def device_item_view(device: DeviceRow, *, current: bool, online: bool) -> DeviceItemView:
+    base = device_view(device)
+    return DeviceItemView(
+        id=base.id,
+        name=base.name,
+        platform=base.platform,
+        createdAt=device.created_at,
+        lastSeenAt=device.last_seen_at,
+        current=current,
+        online=online,
+    )
+
+
+class DevicesView(View):
+    items: list[DeviceItemView]
+
+
+@pushed("devices:changed")
+class DevicesChangedEvent(View):
+    """``devices:changed``: to the user's connected devices after a device was added,
+    renamed or removed; ``current`` is false in every item."""
+
+    devices: list[DeviceItemView]
+
+
+def devices_changed(items: list[DeviceItemView]) -> DevicesChangedEvent:
+    return DevicesChangedEvent(devices=items)
+
+
 class SessionView(View):
     accessToken: str
     refreshToken: str
     expiresAt: int = Field(description="access token expiry, ms since the epoch")
     user: AccountView | None = Field(default=None, description="absent on refresh")
+    device: DeviceView | None = Field(
+        default=None,
+        description="on a login that named its device; without one, the first socket "
+        "connect's `auth.device` becomes the session's device",
+    )
 
 
 def session_view(
-    access_token: str, refresh_token: str, expires_at: int, user: UserRow | None
+    access_token: str,
+    refresh_token: str,
+    expires_at: int,
+    user: UserRow | None,
+    device: DeviceRow | None = None,
 ) -> SessionView:
-    """A new pair of tokens; with the account on a login (``user``), not on a refresh."""
+    """A new pair of tokens; with the account on a login (``user``), not on a refresh, and
+    the device when the login named one."""
     session = SessionView(
         accessToken=access_token, refreshToken=refresh_token, expiresAt=expires_at
     )
     if user is not None:
         session.user = account_view(user)
+    if device is not None:
+        session.device = device_view(device)
     return session
 
 
@@ -52,6 +125,28 @@ class BiometricKeyView(View):
 
 def biometric_key_view(key_id: str) -> BiometricKeyView:
     return BiometricKeyView(keyId=key_id)
+
+
+class BiometricKeyItem(View):
+    id: str
+    deviceId: str | None = Field(description="the device that registered it (null: before devices)")
+    createdAt: int
+    lastUsedAt: int | None
+
+
+class BiometricKeysView(View):
+    items: list[BiometricKeyItem]
+
+
+def biometric_keys_view(keys: list[BiometricKeyListing]) -> BiometricKeysView:
+    return BiometricKeysView(
+        items=[
+            BiometricKeyItem(
+                id=k.id, deviceId=k.device_id, createdAt=k.created_at, lastUsedAt=k.last_used_at
+            )
+            for k in keys
+        ]
+    )
 
 
 class BiometricChallengeView(View):

@@ -11,17 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Literal, Protocol
 
-from storage.redis.presence import ConnectOutcome, LiveConnection, StoredPresence
+from storage.redis.presence import Connected, LiveConnection, StoredPresence
 
 
 class LiveDevices(Protocol):
     """Every live connection of every node, each with an expiry its node keeps pushing back."""
 
-    async def connect(
-        self, conn: LiveConnection, *, now_ms: int, max_devices: int
-    ) -> ConnectOutcome:
+    async def connect(self, conn: LiveConnection, *, now_ms: int, max_devices: int) -> Connected:
         """Record the connection, unless the user already has ``max_devices`` others
-        (``too_many_devices``); says whether the user just came online."""
+        (``too_many_devices``); says whether the user just came online, and which earlier
+        connections of the same device it replaced."""
 
     async def disconnect(self, conn: LiveConnection, *, now_ms: int) -> bool:
         """True when that was the user's last live connection anywhere."""

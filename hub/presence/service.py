@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, RateLimited, TooLarge
-from hub.fanout import Fanout, UserPresence
+from hub.fanout import ConnectionsEnded, Fanout, UserPresence
 from hub.presence.ports import LastSeenStore, LiveDevices, PresenceWatch, SharedSpaces
 from storage.redis.presence import LiveConnection
 
@@ -53,17 +53,27 @@ class PresenceService:
         self._local: dict[str, LiveConnection] = {}
 
     async def connect(self, user_id: str, device_id: str, conn_id: str) -> None:
-        """Register a live connection; refused past the per-user device limit."""
+        """Register a live connection; refused past the per-user device limit. A device has
+        one live socket: an earlier one of it, on whichever node, gets ``session:replaced``
+        and is disconnected."""
         conn = LiveConnection(user_id, self._node_id, conn_id, device_id)
-        outcome = await self._devices.connect(
+        connected = await self._devices.connect(
             conn, now_ms=self._clock(), max_devices=self._max_devices
         )
+        outcome = connected.outcome
         if outcome == "too_many_devices":
             raise RateLimited(
                 f"at most {self._max_devices} devices may be connected at once",
                 retry_after_seconds=self._ttl_seconds,
             )
         self._local[conn_id] = conn
+        if connected.replaced:
+            by_node: dict[str, list[str]] = {}
+            for node_id, old_conn in connected.replaced:
+                by_node.setdefault(node_id, []).append(old_conn)
+            await self._fanout.end_connections(
+                by_node, ConnectionsEnded([], "session:replaced", "new_connection")
+            )
         if outcome == "came_online":
             await self._fanout.announce_presence(UserPresence(user_id, "online", None))
 

@@ -21,30 +21,13 @@ from hub.settings.integrations import (
     livekit_instances_from_env,
     stripe_from_env,
 )
-from hub.settings.variables import SettingsError, read_section, setting
-
-
-def parse_rate_limit(name: str, raw: str) -> tuple[int, int] | None:
-    """``<count>/<seconds>`` as (count, seconds), or None for ``off`` (load tests)."""
-    raw = raw.strip()
-    if raw.lower() == "off":
-        return None
-    count, sep, seconds = raw.partition("/")
-    try:
-        limit = (int(count), int(seconds))
-    except ValueError:
-        limit = (0, 0)
-    if not sep or min(limit) < 1:
-        raise SettingsError(f"{name} must be <count>/<seconds> (e.g. 100/900) or off, got {raw!r}")
-    return limit
-
-
-def parse_url(name: str, raw: str) -> str:
-    return raw.rstrip("/")
-
-
-def parse_optional(name: str, raw: str) -> str | None:
-    return raw or None
+from hub.settings.variables import (
+    parse_optional,
+    parse_rate_limit,
+    parse_url,
+    read_section,
+    setting,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +126,14 @@ class ApiSettings:
         "Socket.IO (the mobile app needs none)",
         shown="empty",
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        "TRUSTED_PROXIES",
+        (),
+        "comma-separated addresses or CIDRs of the load balancers in front of the hub: only "
+        "from them is `X-Forwarded-For` (its rightmost address not in this list) the client's "
+        "address, which every per-IP limit counts",
+        shown="empty",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,17 +153,47 @@ class AccountSettings:
     refresh_token_seconds: int = setting(
         "REFRESH_TOKEN_SECONDS", 30 * 24 * 3600, "refresh token lifetime (30 days)", minimum=1
     )
+    refresh_reuse_grace_seconds: int = setting(
+        "REFRESH_REUSE_GRACE_SECONDS",
+        30,
+        "a just-rotated refresh token presented again this soon (a retry) gets a pair of its "
+        "session instead of revoking it; 0: no grace",
+        minimum=0,
+    )
+    reauth_max_age_seconds: int = setting(
+        "REAUTH_MAX_AGE_SECONDS",
+        300,
+        "how recent a password or biometric check must be for what hands over the account "
+        "(a biometric key, replacing the public key, removing another device, logout of all)",
+        minimum=1,
+    )
+    connects_per_minute: int = setting(
+        "CONNECTS_PER_MINUTE",
+        60,
+        "Socket.IO CONNECT attempts per user per minute, across nodes (`rate_limited` past it)",
+        minimum=1,
+    )
     bcrypt_rounds: int = setting("BCRYPT_ROUNDS", 12, "bcrypt cost", minimum=4)
     biometric_challenge_seconds: int = setting(
         "BIOMETRIC_CHALLENGE_SECONDS", 60, "lifetime of a biometric login challenge", minimum=5
     )
     login_attempts_per_ip: int = setting(
-        "LOGIN_ATTEMPTS_PER_IP", 20, "login attempts per IP per window", minimum=1
+        "LOGIN_ATTEMPTS_PER_IP",
+        20,
+        "failed logins per client address per window (whichever accounts)",
+        minimum=1,
     )
     login_attempts_per_account: int = setting(
         "LOGIN_ATTEMPTS_PER_ACCOUNT",
         10,
-        "login attempts per account per window (reset by a success)",
+        "failed logins per account and client address per window (a success from that "
+        "address resets it): failures from one address never lock the owner out elsewhere",
+        minimum=1,
+    )
+    login_failures_per_account_everywhere: int = setting(
+        "LOGIN_FAILURES_PER_ACCOUNT",
+        100,
+        "failed logins per account from every address per window: stops a distributed guess",
         minimum=1,
     )
     login_window_seconds: int = setting(
@@ -196,6 +217,13 @@ class SocketSettings:
         1000,
         "events waiting for one client before it is dropped as a slow consumer",
         minimum=10,
+    )
+    connect_timeout_seconds: int = setting(
+        "CONNECT_TIMEOUT_SECONDS",
+        10,
+        "an Engine.IO session with no Socket.IO session this long (no CONNECT, or a "
+        "DISCONNECT without leaving) is closed",
+        minimum=1,
     )
 
 

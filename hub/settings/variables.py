@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+
 ENV = "env"
 Section = TypeVar("Section")
 
@@ -72,6 +73,29 @@ def parse_list(name: str, raw: str) -> tuple[str, ...]:
 
 def parse_text(name: str, raw: str) -> str:
     return raw
+
+
+def parse_rate_limit(name: str, raw: str) -> tuple[int, int] | None:
+    """``<count>/<seconds>`` as (count, seconds), or None for ``off`` (load tests)."""
+    raw = raw.strip()
+    if raw.lower() == "off":
+        return None
+    count, sep, seconds = raw.partition("/")
+    try:
+        limit = (int(count), int(seconds))
+    except ValueError:
+        limit = (0, 0)
+    if not sep or min(limit) < 1:
+        raise SettingsError(f"{name} must be <count>/<seconds> (e.g. 100/900) or off, got {raw!r}")
+    return limit
+
+
+def parse_url(name: str, raw: str) -> str:
+    return raw.rstrip("/")
+
+
+def parse_optional(name: str, raw: str) -> str | None:
+    return raw or None
 
 
 def _parser_for(default: Any) -> Callable[[str, str], Any]:

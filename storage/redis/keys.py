@@ -37,6 +37,11 @@ class RedisKeys:
     def biometric_challenge(self, challenge_id: str) -> str:
         return f"{self.prefix}:biometric_challenge:{challenge_id}"
 
+    def revoked_session(self, session_id: str) -> str:
+        """Set (value: the reason) while an access token of this revoked session may still be
+        unexpired: its TTL is the access-token lifetime."""
+        return f"{self.prefix}:revoked_session:{session_id}"
+
     def call(self, call_id: str) -> str:
         """HASH of one live call (see ``hub/calls/rules.CallState.to_fields``), with a TTL."""
         return f"{self.prefix}:call:{call_id}"

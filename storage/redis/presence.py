@@ -29,6 +29,15 @@ _CONNECT_OUTCOMES: dict[int, ConnectOutcome] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Connected:
+    """What a connect did: the outcome, and the connections of the same device it replaced
+    (each as ``(node_id, conn_id)``)."""
+
+    outcome: ConnectOutcome
+    replaced: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class LiveConnection:
     user_id: str
     node_id: str
@@ -62,10 +71,9 @@ class RedisDeviceRegistry:
         self._refresh = redis.register_script(lua_source("refresh_devices"))
         self._sweep = redis.register_script(lua_source("sweep_expired_devices"))
 
-    async def connect(
-        self, conn: LiveConnection, *, now_ms: int, max_devices: int
-    ) -> ConnectOutcome:
-        """Record the connection, unless the user already has ``max_devices`` others."""
+    async def connect(self, conn: LiveConnection, *, now_ms: int, max_devices: int) -> Connected:
+        """Record the connection, unless the user already has ``max_devices`` others; an
+        earlier connection of the same device is replaced (and returned)."""
         result = await self._connect(
             keys=[self._keys.user_devices(conn.user_id), self._keys.device_expiries()],
             args=[
@@ -79,7 +87,13 @@ class RedisDeviceRegistry:
                 conn.user_id,
             ],
         )
-        return _CONNECT_OUTCOMES[int(result)]
+        code, *members = result
+        replaced = []
+        for member in members:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            node_id, conn_id, _ = text.split("|", 2)
+            replaced.append((node_id, conn_id))
+        return Connected(_CONNECT_OUTCOMES[int(code)], replaced)
 
     async def disconnect(self, conn: LiveConnection, *, now_ms: int) -> bool:
         """True when that was the user's last live connection anywhere."""
@@ -144,3 +158,9 @@ class RedisDeviceRegistry:
             if members:
                 out[user] = {m.split(b"|", 1)[0].decode() for m in members}
         return out
+
+    async def devices_online(self, user_id: str, *, now_ms: int) -> set[str]:
+        """The device ids of the user's live connections, on any node."""
+        members = await self._redis.zrangebyscore(self._keys.user_devices(user_id), now_ms, "+inf")
+        names = (m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return {name.rsplit("|", 1)[1] for name in names}

@@ -23,5 +23,14 @@ class RedisRateWindows:
         )
         return int(count), int(left)
 
+    async def count(self, scope: str, subject: str) -> tuple[int, int]:
+        """(hits in this window, ms until it resets) without counting one."""
+        key = self._keys.rate_window(scope, subject)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.pttl(key)
+            raw, left = await pipe.execute()
+        return (int(raw) if raw else 0), max(0, int(left))
+
     async def clear(self, scope: str, subject: str) -> None:
         await self._redis.delete(self._keys.rate_window(scope, subject))

@@ -19,12 +19,15 @@
 //       {"do": "receive", "count": 1, "timeoutMs": 5000},
 //       {"do": "receiveDeleted", "count": 1, "timeoutMs": 5000},
 //       {"do": "sync", "after": 0, "limit": 100},
-//       {"do": "awaitTransport", "name": "websocket", "timeoutMs": 5000}
+//       {"do": "awaitTransport", "name": "websocket", "timeoutMs": 5000},
+//       {"do": "awaitEnd", "event": "session:revoked", "timeoutMs": 5000}
 //     ]
 //   }
 //
 // It writes one JSON object per line to stdout, each with an "event" field: "start",
 // "connected" (with the transport the session opened on and the one it uses now),
+// "session:revoked" / "session:replaced" (with the payload), "ended" (awaitEnd: that event
+// came and then the hub disconnected the socket),
 // "connect_error", "ack", "message:new", "sync", "transport", "disconnect",
 // "done" (exit 0) or "error" (exit 1) or "timeout" (exit 2).
 
@@ -168,10 +171,21 @@ function main(job) {
   // Sync items with no ciphertext (a deleted message, a tombstone) have nothing to open.
   const openItem = (message) => (message.ciphertext === undefined ? null : decrypt(message));
 
+  // The hub ends a session with one of these, then disconnects (awaitEnd expects it).
+  const endings = new Inbox();
+  let disconnectExpected = null;
+  for (const name of ["session:revoked", "session:replaced"]) {
+    socket.on(name, (payload) => {
+      emit({ event: name, payload });
+      endings.push({ name, payload });
+    });
+  }
+
   socket.on("disconnect", (reason) => {
     if (finished) return;
     emit({ event: "disconnect", reason });
-    fail(new Error(`disconnected before the job was done: ${reason}`));
+    if (disconnectExpected) disconnectExpected(reason);
+    else fail(new Error(`disconnected before the job was done: ${reason}`));
   });
 
   socket.on("connect_error", (err) => {
@@ -284,6 +298,15 @@ function main(job) {
           throw new Error(`transport is ${engine.transport.name}, not ${step.name}`);
         }
         emit({ event: "transport", name: engine.transport.name });
+      } else if (step.do === "awaitEnd") {
+        const gone = new Promise((resolve) => {
+          disconnectExpected = resolve;
+        });
+        const ms = step.timeoutMs ?? 5000;
+        const ending = await endings.next(ms, step.event);
+        if (ending.name !== step.event) throw new Error(`got ${ending.name}, not ${step.event}`);
+        const reason = await withTimeout(gone, ms, "the disconnect after it");
+        emit({ event: "ended", name: ending.name, payload: ending.payload, reason });
       } else {
         throw new Error(`unknown step ${JSON.stringify(step)}`);
       }

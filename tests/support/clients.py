@@ -18,6 +18,8 @@ import socketio
 import hub.app  # noqa: F401  (loads every views module, so PUSHED_EVENTS is complete)
 from hub.protocol.models import PUSHED_EVENTS
 
+PASSWORD = "correct horse battery"
+
 
 @dataclass
 class Account:
@@ -27,6 +29,22 @@ class Account:
     access_token: str
     refresh_token: str
     keys: nacl.public.PrivateKey = field(default_factory=nacl.public.PrivateKey.generate)
+    # A session is one device: the access token of each device this account connected with
+    # (the first device takes the registration's session, the others log in for their own).
+    device_tokens: dict[str, str] = field(default_factory=dict)
+
+    async def token_for(self, device: str, base_url: str) -> str:
+        if not self.device_tokens:
+            self.device_tokens[device] = self.access_token
+        if device not in self.device_tokens:
+            status, body = await Api(base_url).request(
+                "POST",
+                "/api/auth/login",
+                json={"email": self.email, "password": PASSWORD, "device": {"id": device}},
+            )
+            assert status == 200, body
+            self.device_tokens[device] = body["accessToken"]
+        return self.device_tokens[device]
 
     @property
     def public_key_b64(self) -> str:
@@ -64,7 +82,7 @@ class Api:
         status, body = await self.request(
             "POST",
             "/api/auth/register",
-            json={"email": email, "password": "correct horse battery", "name": name},
+            json={"email": email, "password": PASSWORD, "name": name},
         )
         assert status == 201, body
         account = Account(
@@ -105,7 +123,10 @@ class Phone:
     async def connect(self, url: str, token: str | None = None) -> Phone:
         await self.client.connect(
             url,
-            auth={"token": token or self.account.access_token, "device": self.device},
+            auth={
+                "token": token or await self.account.token_for(self.device, url),
+                "device": self.device,
+            },
             transports=["websocket"],
             wait_timeout=10,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hub.fanout import Delivery, UserPresence
+from hub.fanout import ConnectionsEnded, Delivery, SessionsEnded, UserPresence
 
 
 @dataclass
@@ -13,6 +13,8 @@ class MemoryFanout:
     delivered: list[Delivery] = field(default_factory=list)
     announced: list[UserPresence] = field(default_factory=list)
     revoked: list[dict[str, list[str]]] = field(default_factory=list)
+    ended: list[SessionsEnded] = field(default_factory=list)
+    ended_connections: list[dict[str, list[str]]] = field(default_factory=list)
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         self.delivered.extend(deliveries)
@@ -22,3 +24,11 @@ class MemoryFanout:
 
     async def revoke_presence(self, revoked: Mapping[str, Collection[str]]) -> None:
         self.revoked.append({viewer: sorted(users) for viewer, users in revoked.items()})
+
+    async def end_sessions(self, ended: SessionsEnded) -> None:
+        self.ended.append(ended)
+
+    async def end_connections(
+        self, conn_ids_by_node: Mapping[str, Sequence[str]], how: ConnectionsEnded
+    ) -> None:
+        self.ended_connections.append({n: list(c) for n, c in conn_ids_by_node.items()})
