@@ -50,6 +50,10 @@ class CallerConnection:
     def revocations(self) -> int:
         return self._state.revocations
 
+    @property
+    def session_id(self) -> str:
+        return self._state.session_id
+
     def watch(
         self, user_ids: Collection[str], *, unless_revoked_since: int, at_most: int
     ) -> WatchOutcome:

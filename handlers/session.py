@@ -193,6 +193,9 @@ async def refresh_session(ctx: EventContext[SessionEventServices], body: Refresh
     claims = ctx.services.tokens.verify_access(body.token)
     if claims.user_id != ctx.user_id:
         raise Forbidden("the token belongs to another user")
+    if claims.session_id != ctx.connection.session_id:
+        # Another device's token must not keep this socket alive past its own session.
+        raise Forbidden("the token belongs to another device's session")
     if await ctx.services.sessions.is_revoked(claims):
         raise SessionRevoked("this session was closed; log in again")
     return ok(expiresAt=ctx.connection.extend_session(claims.expires_at_ms))

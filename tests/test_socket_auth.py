@@ -207,6 +207,9 @@ async def test_session_refresh_refuses_other_users_and_wrong_tokens(
     try:
         ack = await phone.call("session:refresh", {"token": bob.access_token})
         assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
+        other_device = await alice.token_for("tablet", hub_node.url)
+        ack = await phone.call("session:refresh", {"token": other_device})
+        assert ack["ok"] is False and ack["error"]["code"] == "forbidden", ack
         ack = await phone.call("session:refresh", {"token": alice.refresh_token})
         assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
         expired = mint(test_env.jwt_secret, alice.id, lifetime_s=-60)
