@@ -10,7 +10,7 @@ import uuid
 import aiohttp
 
 from loadtest.protocol import ConnectRefused, RawSocket
-from tests.support import Api, Phone, seal
+from tests.support import Account, Api, Phone, seal
 from tests.support.calls import (
     call_nodes,  # noqa: F401  (fixture)
     fake_livekit,  # noqa: F401  (fixture)
@@ -81,6 +81,14 @@ async def test_reconnect_storm_after_a_node_dies_gets_every_device_an_answer(two
     api = Api(node_a.url)
     users = [await api.register(f"fan{i}", with_key=False) for i in range(200)]
     devices = [(u, f"device-{d}") for u in users for d in range(10)]  # 2,000 phones, 10 per user
+    logins = asyncio.Semaphore(50)
+
+    async def device_token(user: Account, device: str) -> str:
+        async with logins:  # a session is one device: each phone logs in as itself
+            return await user.token_for(device, node_a.url)
+
+    tokens = await asyncio.gather(*(device_token(u, d) for u, d in devices))
+    token_of = {(u.id, d): token for (u, d), token in zip(devices, tokens, strict=True)}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [RawSocket(http) for _ in devices]
         semaphore = asyncio.Semaphore(100)
@@ -88,7 +96,7 @@ async def test_reconnect_storm_after_a_node_dies_gets_every_device_an_answer(two
         async def first_connect(sock: RawSocket, user, device: str) -> None:
             async with semaphore:
                 await sock.connect(
-                    node_b.url, {"token": user.access_token, "device": device}, timeout=30
+                    node_b.url, {"token": token_of[user.id, device], "device": device}, timeout=30
                 )
 
         await asyncio.gather(
@@ -102,7 +110,7 @@ async def test_reconnect_storm_after_a_node_dies_gets_every_device_an_answer(two
         async def reconnect(sock: RawSocket, user, device: str) -> str:
             try:
                 await sock.connect(
-                    node_a.url, {"token": user.access_token, "device": device}, timeout=30
+                    node_a.url, {"token": token_of[user.id, device], "device": device}, timeout=30
                 )
                 return "connected"
             except ConnectRefused as refused:
