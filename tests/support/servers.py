@@ -77,6 +77,8 @@ async def _drop_databases(admin_dsn: str, template: str) -> None:
 class TestEnv:
     """One test's private database and Redis prefix, and how to start hub nodes on them."""
 
+    __test__ = False  # a fixture's value, not a test class (its name starts with Test)
+
     servers: Servers
     database_name: str
     database_url: str
