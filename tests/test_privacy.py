@@ -230,7 +230,13 @@ async def run_a_session(rest: Recorder, node: HubNode, secrets: dict[str, str]) 
         )
         assert sent.status == 201, sent.text
         assert (await reader.call("message:sync", {"after": 0}))["ok"]
-        assert (await phone.call("session:refresh", {"token": biometric.body["accessToken"]}))["ok"]
+        renewed = await rest.request(
+            "POST", "/api/auth/refresh", json={"refreshToken": ada.refresh_token}
+        )
+        assert renewed.status == 200, renewed.text
+        secrets["renewed access token"] = renewed.body["accessToken"]
+        # session:refresh takes a newer token of the socket's own session (device).
+        assert (await phone.call("session:refresh", {"token": renewed.body["accessToken"]}))["ok"]
     finally:
         await phone.close()
         await reader.close()
