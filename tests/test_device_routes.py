@@ -16,8 +16,8 @@ import nacl.signing
 import pytest
 import pytest_asyncio
 
-from tests.support import Account, Api, HubNode, Phone, start_hub_node
-from tests.support.clients import PASSWORD
+from tests.support import Api, HubNode, Phone, start_hub_node
+from tests.support.clients import PASSWORD, login_device
 
 REAUTH_SECONDS = 2
 
@@ -33,16 +33,6 @@ async def nodes(test_env: Any, tmp_path: Path) -> AsyncIterator[tuple[HubNode, H
         yield node_a, node_b
     finally:
         await asyncio.gather(node_a.stop(), node_b.stop())
-
-
-async def login(api: Api, account: Account, device: str, **extra: Any) -> Any:
-    status, body = await api.request(
-        "POST",
-        "/api/auth/login",
-        json={"email": account.email, "password": PASSWORD, "device": {"id": device, **extra}},
-    )
-    assert status == 200, body
-    return body
 
 
 async def stale() -> None:
@@ -67,8 +57,8 @@ async def test_the_device_list_says_which_is_current_and_which_is_online(
     node_a, node_b = nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    phone = await login(api, alice, "phone", name="Alice's phone", platform="ios")
-    laptop = await login(api, alice, "laptop", platform="web")
+    phone = await login_device(api, alice, "phone", name="Alice's phone", platform="ios")
+    laptop = await login_device(api, alice, "laptop", platform="web")
     socket = await Phone(alice, "laptop").connect(node_b.url, token=laptop["accessToken"])
     try:
         status, body = await api.request("GET", "/api/devices", token=phone["accessToken"])
@@ -89,8 +79,8 @@ async def test_renaming_a_device_tells_the_others_and_strangers_get_404(
     node_a, node_b = nodes
     api = Api(node_a.url)
     alice, mallory = await api.register_many("alice", "mallory")
-    phone = await login(api, alice, "phone")
-    laptop = await login(api, alice, "laptop")
+    phone = await login_device(api, alice, "phone")
+    laptop = await login_device(api, alice, "laptop")
     listener = await Phone(alice, "laptop").connect(node_b.url, token=laptop["accessToken"])
     try:
         status, body = await api.request(
@@ -118,8 +108,8 @@ async def test_removing_another_device_needs_recent_auth_and_ends_it_on_every_no
     node_a, node_b = nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    phone = await login(api, alice, "phone")
-    laptop = await login(api, alice, "laptop")
+    phone = await login_device(api, alice, "phone")
+    laptop = await login_device(api, alice, "laptop")
     socket = Phone(alice, "laptop")
     disconnected = asyncio.Event()
 
@@ -160,7 +150,7 @@ async def test_removing_this_device_is_a_logout_and_needs_no_reauth(
     node_a, _ = nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    phone = await login(api, alice, "phone")
+    phone = await login_device(api, alice, "phone")
     await stale()
     status, body = await api.request("DELETE", "/api/devices/phone", token=phone["accessToken"])
     assert status == 204, body
@@ -174,7 +164,7 @@ async def test_logout_of_all_devices_needs_recent_auth(nodes: tuple[HubNode, Hub
     node_a, _ = nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    phone = await login(api, alice, "phone")
+    phone = await login_device(api, alice, "phone")
     await stale()
     status, body = await api.request(
         "POST", "/api/auth/logout", token=phone["accessToken"], json={"all": True}
@@ -198,7 +188,7 @@ async def test_a_biometric_key_needs_recent_auth_belongs_to_its_device_and_dies_
     node_a, node_b = nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    phone = await login(api, alice, "phone")
+    phone = await login_device(api, alice, "phone")
     await stale()
     key, verify_key = new_verify_key()
     body_in = {"publicKey": verify_key, "deviceName": "phone"}
@@ -254,7 +244,7 @@ async def test_a_biometric_key_needs_recent_auth_belongs_to_its_device_and_dies_
     again = relogged
     status, body = await api.request("DELETE", "/api/devices/phone", token=again["accessToken"])
     assert status == 204, body
-    other = await login(api, alice, "tablet")
+    other = await login_device(api, alice, "tablet")
     status, body = await api.request("GET", "/api/auth/biometric/keys", token=other["accessToken"])
     assert status == 200 and body["items"] == [], "the key died with its device"
 

@@ -19,7 +19,7 @@ import socketio
 import socketio.exceptions
 
 from tests.support import Account, Api, HubNode, Phone, start_hub_node
-from tests.support.clients import PASSWORD
+from tests.support.clients import PASSWORD, login_device
 
 
 class Watched:
@@ -52,16 +52,6 @@ class Watched:
 
     async def close(self) -> None:
         await self.phone.close()
-
-
-async def login(api: Api, account: Account, device: str) -> Any:
-    status, body = await api.request(
-        "POST",
-        "/api/auth/login",
-        json={"email": account.email, "password": PASSWORD, "device": {"id": device}},
-    )
-    assert status == 200, body
-    return body
 
 
 async def assert_refused(api: Api, account: Account, token: str) -> None:
@@ -98,8 +88,8 @@ async def test_logout_ends_the_device_on_every_node_at_once(
     node_a, node_b = two_hub_nodes
     api_a, api_b = Api(node_a.url), Api(node_b.url)
     alice = await api_a.register("alice")
-    phone_session = await login(api_a, alice, "phone")
-    laptop_session = await login(api_a, alice, "laptop")
+    phone_session = await login_device(api_a, alice, "phone")
+    laptop_session = await login_device(api_a, alice, "laptop")
     phone = await Watched(alice, "phone").connect(node_b, phone_session["accessToken"])
     laptop = await Watched(alice, "laptop").connect(node_b, laptop_session["accessToken"])
     try:
@@ -124,8 +114,8 @@ async def test_logout_all_ends_every_device_and_only_that_users(
     node_a, node_b = two_hub_nodes
     api = Api(node_a.url)
     alice, bob = await api.register_many("alice", "bob")
-    phone_session = await login(api, alice, "phone")
-    laptop_session = await login(api, alice, "laptop")
+    phone_session = await login_device(api, alice, "phone")
+    laptop_session = await login_device(api, alice, "laptop")
     phone = await Watched(alice, "phone").connect(node_a, phone_session["accessToken"])
     laptop = await Watched(alice, "laptop").connect(node_b, laptop_session["accessToken"])
     bobs = await Watched(bob, "phone").connect(node_b, bob.access_token)
@@ -150,8 +140,8 @@ async def test_a_password_change_ends_every_other_device(
     node_a, node_b = two_hub_nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    here = await login(api, alice, "phone")
-    there = await login(api, alice, "tablet")
+    here = await login_device(api, alice, "phone")
+    there = await login_device(api, alice, "tablet")
     phone = await Watched(alice, "phone").connect(node_a, here["accessToken"])
     tablet = await Watched(alice, "tablet").connect(node_b, there["accessToken"])
     try:
@@ -195,10 +185,10 @@ async def test_a_new_login_of_the_device_ends_its_old_socket(
     node_a, node_b = two_hub_nodes
     api = Api(node_a.url)
     alice = await api.register("alice")
-    old = await login(api, alice, "phone")
+    old = await login_device(api, alice, "phone")
     phone = await Watched(alice, "phone").connect(node_b, old["accessToken"])
     try:
-        await login(Api(node_a.url), alice, "phone")
+        await login_device(Api(node_a.url), alice, "phone")
         await phone.revoked("replaced")
         await assert_refused(api, alice, old["accessToken"])
     finally:
@@ -223,7 +213,7 @@ async def test_a_reused_refresh_token_ends_the_session(
     node_a, node_b = strict_nodes
     api = Api(node_a.url)
     alice = await api.register(f"alice-{uuid.uuid4().hex[:4]}")
-    session = await login(api, alice, "phone")
+    session = await login_device(api, alice, "phone")
     phone = await Watched(alice, "phone").connect(node_b, session["accessToken"])
     try:
         refresh = {"refreshToken": session["refreshToken"]}

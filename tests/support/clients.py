@@ -37,18 +37,28 @@ class Account:
         if not self.device_tokens:
             self.device_tokens[device] = self.access_token
         if device not in self.device_tokens:
-            status, body = await Api(base_url).request(
-                "POST",
-                "/api/auth/login",
-                json={"email": self.email, "password": PASSWORD, "device": {"id": device}},
-            )
-            assert status == 200, body
+            body = await login_device(Api(base_url), self, device)
             self.device_tokens[device] = body["accessToken"]
         return self.device_tokens[device]
 
     @property
     def public_key_b64(self) -> str:
         return base64.b64encode(bytes(self.keys.public_key)).decode()
+
+
+async def login_device(api: Api, account: Account, device: str, **extra: Any) -> Any:
+    """Log `account` in as `device` (a new session, as a phone's login is) and return the answer.
+
+    `extra` goes into the device object (`name`, `platform`). Fails the test unless it is 200:
+    tests that expect a refused login call the route themselves.
+    """
+    status, body = await api.request(
+        "POST",
+        "/api/auth/login",
+        json={"email": account.email, "password": PASSWORD, "device": {"id": device, **extra}},
+    )
+    assert status == 200, body
+    return body
 
 
 class Api:
