@@ -227,14 +227,7 @@ def blob_store(settings: Settings, clock: Clock) -> CleanupContext:
     """Attachments' bytes: the embedded folder, or the S3 client (closed on the way down)."""
 
     async def blob_store_context(app: web.Application) -> AsyncIterator[None]:
-        async with open_blob_store(
-            settings.attachments,
-            data_dir=settings.server.data_dir,
-            server_secret=settings.accounts.jwt_secret,
-            public_url=settings.api.public_url,
-            clock=clock,
-        ) as blobs:
-            app[BLOBS] = blobs
+        async with open_blob_store(settings, clock) as app[BLOBS]:
             yield
 
     return blob_store_context

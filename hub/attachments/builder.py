@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from hub.attachments.embedded import EmbeddedBlobStore
 from hub.attachments.ports import BlobStore
@@ -15,7 +14,8 @@ from hub.attachments.service import AttachmentService
 from hub.attachments.signing import derive_url_key
 from hub.clock import Clock
 from hub.foundation import Foundation
-from hub.settings.sections import AttachmentSettings
+from hub.settings import Settings
+from hub.settings.attachments import AttachmentSettings
 from storage.blobs.files import BlobFiles
 from storage.blobs.s3 import S3Location, open_s3
 from storage.redis.leases import RedisLease
@@ -23,14 +23,13 @@ from storage.sql.attachments import AttachmentStore
 
 
 @asynccontextmanager
-async def open_blob_store(
-    settings: AttachmentSettings,
-    *,
-    data_dir: Path,
-    server_secret: str,
-    public_url: str,
-    clock: Clock,
-) -> AsyncIterator[BlobStore]:
+async def open_blob_store(hub_settings: Settings, clock: Clock) -> AsyncIterator[BlobStore]:
+    """The store the settings choose; the embedded one signs with a key derived from
+    ``JWT_SECRET`` and points at ``HUB_PUBLIC_URL`` (or the request's origin)."""
+    settings = hub_settings.attachments
+    data_dir = hub_settings.server.data_dir
+    server_secret = hub_settings.accounts.jwt_secret
+    public_url = hub_settings.api.public_url
     if settings.s3_bucket:
         location = S3Location(
             bucket=settings.s3_bucket,

@@ -20,7 +20,7 @@ from hub.attachments.views import AttachmentDownloadView, AttachmentUploadView
 from hub.clock import Clock
 from hub.errors import AttachmentUnusable, InvalidPayload, NotFound, RateLimited, TooLarge
 from hub.metrics import HubMetrics
-from hub.settings.sections import AttachmentSettings
+from hub.settings.attachments import AttachmentSettings
 from storage.sql.attachments import AttachmentStore
 from storage.sql.bands import MembershipStore
 from storage.sql.users import UserStore

@@ -13,11 +13,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from hub.settings.attachments import AttachmentSettings
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
 from hub.settings.sections import (
     AccountSettings,
     ApiSettings,
-    AttachmentSettings,
     CallSettings,
     MessagingSettings,
     PaymentSettings,
