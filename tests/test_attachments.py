@@ -19,7 +19,7 @@ import nacl.utils
 import pytest_asyncio
 
 from storage.blobs.files import AlreadyUploaded, BlobFiles, WrongLength
-from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node
+from tests.support import Account, Api, HubNode, Phone, seal, start_hub_node, two_nodes
 from tests.support.bands import create_band
 
 MAX_BYTES = 1_000_000
@@ -38,14 +38,8 @@ async def attachment_nodes(
         MAX_ATTACHMENT_BYTES=str(MAX_BYTES),
         ATTACHMENT_BYTES_PER_DAY=str(QUOTA_BYTES),
     )
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b, folder
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def reserve(api: Api, account: Account, conversation: str, size: int) -> tuple[int, Any]:

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from moto.server import ThreadedMotoServer
 
-from tests.support import Api, HubNode, Phone, seal, start_hub_node
+from tests.support import Api, HubNode, Phone, seal, two_nodes
 from tests.support.hub_nodes import free_port
 
 BUCKET = "artist-space-attachments"
@@ -64,14 +64,8 @@ async def s3_nodes(
         ATTACHMENT_SWEEP_SECONDS="1",
         **CREDENTIALS,
     )
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def test_the_s3_store_uploads_binds_serves_and_sweeps(s3_nodes, s3_endpoint, tmp_path):

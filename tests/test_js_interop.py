@@ -23,7 +23,16 @@ import nacl.secret
 import pytest
 import pytest_asyncio
 
-from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal, start_hub_node
+from tests.support import (
+    ROOT,
+    Account,
+    Api,
+    HubNode,
+    Phone,
+    open_box,
+    seal,
+    two_nodes,
+)
 
 PHONE_JS = ROOT / "tests" / "js" / "phone.mjs"
 NODE_PACKAGES = ("socket.io-client", "tweetnacl")
@@ -382,14 +391,8 @@ async def test_js_client_sync_catches_up_after_being_offline(js_phone, hub_node,
 async def burst_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
     """Two nodes whose per-connection event budget lets one phone flush a 200-message outbox."""
     env = test_env.hub_env(SOCKET_EVENTS_PER_SECOND="10000", SOCKET_EVENT_BURST="1000")
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_nodes):
@@ -533,14 +536,8 @@ async def attachment_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubN
     env = test_env.hub_env(
         ATTACHMENT_DIR=str(tmp_path / "attachments"), ATTACHMENT_SWEEP_SECONDS="1"
     )
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def test_js_encrypted_attachment_is_decrypted_by_the_recipient_on_the_other_node(
