@@ -19,6 +19,7 @@ from hub.metrics import HubMetrics
 from hub.protocol.fields import (
     MAX_ENVELOPES,
     MAX_IDS_PER_RECEIPT,
+    AttachmentIds,
     BandId,
     Ciphertext,
     MessageId,
@@ -40,7 +41,7 @@ class RelatesTo(Payload):
 
 class SendMessage(Payload):
     """Direct: ``{id, to, ciphertext, nonce}``; band: ``{id, band, envelopes}``; either with
-    an optional ``relatesTo`` (a reaction or a reply)."""
+    an optional ``relatesTo`` (a reaction or a reply) and ``attachments`` (uploaded ids)."""
 
     id: MessageId
     to: UserId | None = None
@@ -51,6 +52,7 @@ class SendMessage(Payload):
         default=None, min_length=1, max_length=MAX_ENVELOPES
     )
     relatesTo: RelatesTo | None = None
+    attachments: AttachmentIds | None = None
 
     @model_validator(mode="after")
     def one_shape(self) -> SendMessage:
@@ -78,6 +80,7 @@ class EditMessage(Payload):
     envelopes: list[BandEnvelope] | None = Field(
         default=None, min_length=1, max_length=MAX_ENVELOPES
     )
+    attachments: AttachmentIds | None = None
 
     @model_validator(mode="after")
     def one_shape(self) -> EditMessage:
@@ -125,13 +128,15 @@ async def send_message(ctx: EventContext[MessageEventServices], body: SendMessag
     if body.to is not None:
         assert body.ciphertext is not None and body.nonce is not None
         stored = await messaging.send_direct(
-            sender, body.id, body.to, body.ciphertext, body.nonce, relation
+            sender, body.id, body.to, body.ciphertext, body.nonce, relation, body.attachments or ()
         )
         ctx.services.metrics.messages.labels(kind="direct").inc()
     else:
         assert body.band is not None and body.envelopes is not None
         envelopes = [Envelope(e.to, e.ciphertext, e.nonce) for e in body.envelopes]
-        stored = await messaging.send_band(sender, body.id, body.band, envelopes, relation)
+        stored = await messaging.send_band(
+            sender, body.id, body.band, envelopes, relation, body.attachments or ()
+        )
         ctx.services.metrics.messages.labels(kind="band").inc()
     return ok(**sent_message(stored))
 
@@ -141,7 +146,9 @@ async def edit_message(ctx: EventContext[MessageEventServices], body: EditMessag
     sender = Sender(ctx.user_id, ctx.device_id, ctx.conn_id)
     direct = (body.ciphertext, body.nonce) if body.ciphertext and body.nonce else None
     envelopes = [Envelope(e.to, e.ciphertext, e.nonce) for e in body.envelopes or []] or None
-    stored = await ctx.services.messaging.edit(sender, body.id, body.replaces, direct, envelopes)
+    stored = await ctx.services.messaging.edit(
+        sender, body.id, body.replaces, direct, envelopes, body.attachments or ()
+    )
     return ok(**sent_message(stored))
 
 

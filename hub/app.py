@@ -32,6 +32,8 @@ from handlers.engineio_internals import ClientPacket, EngineSockets, use_uncompr
 from handlers.registry import ConnectionRegistry
 from handlers.session import EventBudget, SocketSessions
 from handlers.socket_fanout import SocketFanout
+from hub.attachments.builder import open_blob_store
+from hub.attachments.ports import BlobStore
 from hub.clock import Clock, wall_clock_ms
 from hub.foundation import Foundation
 from hub.metrics import HubMetrics
@@ -40,6 +42,7 @@ from hub.rate_limits import SharedLimiter, WindowLimit
 from hub.services import Hub, Services, build_hub
 from hub.settings import Settings
 from hub.settings.sections import StorageSettings
+from rest import attachments as rest_attachments
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
@@ -91,6 +94,7 @@ REST_TABLES = (
     rest_calls.routes,
     rest_payments.routes,
     rest_devices.routes,
+    rest_attachments.routes,
 )
 
 
@@ -119,6 +123,7 @@ class Wired:
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("postgres_pool")
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 WIRED: web.AppKey[Wired] = web.AppKey("wired")
+BLOBS: web.AppKey[BlobStore] = web.AppKey("blob_store")
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -144,12 +149,14 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
             postgres_pool(storage),
             redis_client(storage),
             gateways.context,
+            blob_store(settings, clock),
             hub_objects(settings, clock, sio, gateways),
             background("node bus", listen_to_the_bus),
             background("send queue deliverer", lambda w: w.hub.send_queue.run_deliveries()),
             background("presence heartbeats", lambda w: w.hub.services.presence.run_heartbeats()),
             background("call deadlines", lambda w: w.hub.services.calls.run_sweeps()),
             background("payment reconciler", lambda w: w.hub.services.payments.reconciler.run()),
+            background("attachment sweep", lambda w: w.hub.services.attachments.run_sweeps()),
             background(
                 "slow consumers",
                 lambda w: w.sockets.drop_slow_consumers(
@@ -216,6 +223,16 @@ def redis_client(storage: StorageSettings) -> CleanupContext:
     return redis_context
 
 
+def blob_store(settings: Settings, clock: Clock) -> CleanupContext:
+    """Attachments' bytes: the embedded folder, or the S3 client (closed on the way down)."""
+
+    async def blob_store_context(app: web.Application) -> AsyncIterator[None]:
+        async with open_blob_store(settings, clock) as app[BLOBS]:
+            yield
+
+    return blob_store_context
+
+
 def hub_objects(
     settings: Settings, clock: Clock, sio: Any, gateways: PaymentGateways
 ) -> CleanupContext:
@@ -252,7 +269,7 @@ def hub_objects(
             memberships=MembershipStore(pool),
             users=UserStore(pool),
         )
-        hub = build_hub(settings, base, devices=devices, gateways=gateways)
+        hub = build_hub(settings, base, devices=devices, gateways=gateways, blobs=app[BLOBS])
         _attach_socket_events(sio, hub.services, connections, settings)
         app[SERVICES] = hub.services
         app[API_LIMITER] = limiter

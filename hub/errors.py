@@ -73,6 +73,21 @@ class Conflict(HubError):
     http_status = 409
 
 
+class AttachmentUnusable(HubError):
+    """An attachment of a send cannot be bound to it: ``details.reason`` says why
+    (``another_conversation``, ``already_bound``, ``not_uploaded``)."""
+
+    code = "attachment_unusable"
+    http_status = 409
+
+    @classmethod
+    def because(cls, attachment_id: str, reason: str) -> AttachmentUnusable:
+        return cls(
+            f"attachment {attachment_id} cannot be sent with this message ({reason})",
+            details={"attachment": attachment_id, "reason": reason},
+        )
+
+
 class RateLimited(HubError):
     code = "rate_limited"
     http_status = 429

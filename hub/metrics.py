@@ -45,3 +45,9 @@ class HubMetrics:
         self.deliveries = Counter(
             "hub_deliveries", "Events delivered, by path", ["path"], registry=r
         )
+        self.attachment_bytes_reserved = Counter(
+            "hub_attachment_bytes_reserved", "Bytes of attachment uploads reserved", registry=r
+        )
+        self.attachments_swept = Counter(
+            "hub_attachments_swept", "Attachments whose bytes the sweep removed", registry=r
+        )

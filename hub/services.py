@@ -13,6 +13,9 @@ from hub.accounts.devices import DeviceService
 from hub.accounts.service import AccountService
 from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
+from hub.attachments.builder import build_attachments
+from hub.attachments.ports import BlobStore
+from hub.attachments.service import AttachmentService
 from hub.bands.builder import build_bands
 from hub.bands.gigs import GigService
 from hub.bands.service import BandService
@@ -53,6 +56,7 @@ class Services:
     calls: CallService
     rooms: RoomAccess
     payments: PaymentService
+    attachments: AttachmentService
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +73,11 @@ def build_hub(
     *,
     devices: RedisDeviceRegistry,
     gateways: PaymentGateways,
+    blobs: BlobStore,
 ) -> Hub:
     accounts = build_accounts(settings.accounts, base, devices)
-    messaging = build_messaging(settings.messaging, base)
+    attachments = build_attachments(settings.attachments, base, blobs)
+    messaging = build_messaging(settings.messaging, base, attachments)
     bands = build_bands(
         base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
     )
@@ -94,5 +100,6 @@ def build_hub(
         payments=build_payments(
             settings.payments, base, gateways=gateways, gigs=bands.gigs, bands=bands.store
         ),
+        attachments=attachments,
     )
     return Hub(services, messaging.send_queue)

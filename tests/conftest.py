@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support import HubNode, start_hub_node
+from tests.support import HubNode, start_hub_node, two_nodes
 from tests.support.servers import (
     Servers,
     TestEnv,
@@ -51,11 +50,5 @@ async def two_hub_nodes(
     test_env: TestEnv, tmp_path: Path
 ) -> AsyncIterator[tuple[HubNode, HubNode]]:
     env = test_env.hub_env(DEVICE_TTL_SECONDS="3")
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())

@@ -68,6 +68,8 @@ class Scene:
     dm_id: str = ""
     band_message_id: str = ""
     live_call_id: str = ""
+    attachment_id: str = ""  # bound to the direct message: the owner's and the member's
+    band_attachment_id: str = ""  # the owner's upload for the band, not bound yet
     signer: nacl.signing.SigningKey | None = None
     phones: dict[str, Phone] = field(default_factory=dict)
     # A second session (device "spare") of each actor, for the cases that end a session.
@@ -145,6 +147,22 @@ async def send_band_message(phone: Phone, sender: Account, band_id: str, to: lis
     return ack["id"], [e["ciphertext"] for e in envelopes]
 
 
+async def upload_attachment(scene: Scene, uploader: Account, conversation: str, data: bytes) -> str:
+    slot = await rest(
+        scene,
+        "POST",
+        "/api/attachments",
+        token=uploader.access_token,
+        json={"size": len(data), "conversationId": conversation},
+    )
+    assert slot.status == 201, slot.text
+    async with scene.http.put(
+        slot.body["uploadUrl"], data=data, headers=slot.body["headers"]
+    ) as response:
+        assert response.status == 204, await response.text()
+    return str(slot.body["id"])
+
+
 async def build_scene(scene: Scene) -> None:
     api = Api(scene.node.url)
     owner, member, former = scene.owner, scene.member, scene.former
@@ -187,6 +205,15 @@ async def build_scene(scene: Scene) -> None:
     dm = {"id": str(uuid.uuid4()), "to": member.id, **seal(owner, member, "just us")}
     assert (await owner_phone.call("message:send", dm))["ok"] is True
     scene.dm_id = dm["id"]
+    scene.attachment_id = await upload_attachment(scene, owner, member.id, b"secret riff")
+    attached = {
+        "id": str(uuid.uuid4()),
+        "to": member.id,
+        **seal(owner, member, "riff attached"),
+        "attachments": [scene.attachment_id],
+    }
+    assert (await owner_phone.call("message:send", attached))["ok"] is True
+    scene.band_attachment_id = await upload_attachment(scene, owner, band["id"], b"setlist")
     scene.band_message_id, new_ciphertexts = await send_band_message(
         owner_phone, owner, band["id"], [member]
     )
@@ -265,6 +292,8 @@ async def build_scene(scene: Scene) -> None:
         "owner's call token": ring["call"]["token"],
         "member's call token": accepted["token"],
         "direct message id": dm["id"],
+        "attachment id": scene.attachment_id,
+        "band attachment id": scene.band_attachment_id,
         "direct ciphertext": dm["ciphertext"],
         "band message id": scene.band_message_id,
         "band ciphertext": new_ciphertexts[0],
@@ -639,6 +668,45 @@ CASES = [
     ),
     Case("POST", "/api/payments/webhooks/stripe", 400, body=lambda s, a: {"type": "x"}),
     Case("POST", "/api/payments/webhooks/braintree", 400, body=lambda s, a: {"bt_payload": "x"}),
+    # Attachments: a stranger or former member can neither reserve one for the band nor get
+    # a link to one they hold no message of; the hub's own signed URLs refuse a forged one.
+    Case(
+        "POST",
+        "/api/attachments",
+        404,
+        name="for the band",
+        body=lambda s, a: {"size": 10, "conversationId": s.band_id},
+    ),
+    Case(
+        "GET",
+        "/api/attachments/{attachment_id}",
+        404,
+        name="of a message they do not hold",
+        params=lambda s, a: {"attachment_id": s.attachment_id},
+    ),
+    Case(
+        "GET",
+        "/api/attachments/{attachment_id}",
+        404,
+        name="the owner's unbound upload",
+        params=lambda s, a: {"attachment_id": s.band_attachment_id},
+    ),
+    Case(
+        "PUT",
+        "/api/attachments/{attachment_id}/content",
+        403,
+        name="with a forged signature",
+        params=lambda s, a: {"attachment_id": s.band_attachment_id},
+        query=lambda s, a: "?size=7&expires=4102444800000&sig=" + "A" * 43,
+    ),
+    Case(
+        "GET",
+        "/api/attachments/{attachment_id}/content",
+        403,
+        name="with a forged signature",
+        params=lambda s, a: {"attachment_id": s.attachment_id},
+        query=lambda s, a: "?expires=4102444800000&sig=" + "A" * 43,
+    ),
     # Calls and LiveKit rooms.
     Case("GET", "/api/calls", 200, check=no_items),
     Case(
@@ -785,6 +853,7 @@ def parameter_values(scene: Scene) -> dict[str, str]:
         "key_id": scene.key_id,
         "conversation_id": scene.member.id,
         "message_id": scene.dm_id,
+        "attachment_id": scene.attachment_id,
         "instance": "main",
         "device_id": OWNER_DEVICE,
     }
@@ -883,6 +952,17 @@ EVENT_CASES = [
         },
         "not_found",
         name="reacting to someone else's message",
+    ),
+    EventCase(
+        "message:send",
+        lambda s, a: {
+            "id": str(uuid.uuid4()),
+            "to": s.owner.id,
+            **seal(a, s.owner, "that riff is mine"),
+            "attachments": [s.band_attachment_id],
+        },
+        "not_found",
+        name="with the owner's upload",
     ),
     EventCase(
         "message:edit",

@@ -16,7 +16,7 @@ import nacl.signing
 import pytest
 import pytest_asyncio
 
-from tests.support import Api, HubNode, Phone, start_hub_node
+from tests.support import Api, HubNode, Phone, two_nodes
 from tests.support.clients import PASSWORD, login_device
 
 REAUTH_SECONDS = 2
@@ -25,14 +25,8 @@ REAUTH_SECONDS = 2
 @pytest_asyncio.fixture
 async def nodes(test_env: Any, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
     env = test_env.hub_env(REAUTH_MAX_AGE_SECONDS=str(REAUTH_SECONDS), DEVICE_TTL_SECONDS="3")
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def stale() -> None:

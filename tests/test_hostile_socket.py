@@ -65,6 +65,7 @@ DOCUMENTED_CODES = frozenset(
         "rate_limited",
         "unavailable",
         "not_configured",
+        "attachment_unusable",
         "internal",
     }
 )
@@ -76,6 +77,7 @@ STORED_TABLES = (
     "call_participants",
     "bands",
     "band_members",
+    "attachments",
 )
 EXAMPLES = settings(
     max_examples=25,
@@ -448,7 +450,33 @@ def hostile_attempts(event: str, world: World) -> st.SearchStrategy[Attempt]:
     if event == "message:send":
         strategies.append(band_envelope_attempts(world))
         strategies.append(relation_attempts(body))
+    if event in ("message:send", "message:edit"):
+        strategies.append(attachment_attempts(body))
     return st.one_of(strategies)
+
+
+def attachment_attempts(body: dict[str, Any]) -> st.SearchStrategy[Attempt]:
+    """``attachments`` that is not a list of at most 10 distinct ids of the sender's uploads:
+    malformed lists, too many, the same id twice, or ids of nothing uploaded (``not_found``
+    for a send; an edit of a missing original is ``not_found`` first as well)."""
+
+    def attempt(value: Any, codes: frozenset[str], what: str) -> Attempt:
+        return Attempt(({**body, "attachments": value},), codes, f"attachments {what}")
+
+    some = str(uuid.uuid4())
+    return st.one_of(
+        not_a("list")
+        .filter(lambda v: v is not None)  # no attachments at all is a valid send
+        .map(lambda v: attempt(v, INVALID, _short(v))),
+        hostile_for("uuid").map(lambda h: attempt([h[0]], h[1], f"[{_short(h[0])}]")),
+        st.integers(11, 40).map(
+            lambda n: attempt([str(uuid.uuid4()) for _ in range(n)], TOO_LARGE, f"{n} ids")
+        ),
+        st.just(attempt([some, some], INVALID, "the same id twice")),
+        st.lists(st.uuids().map(str), min_size=1, max_size=10, unique=True).map(
+            lambda ids: attempt(ids, frozenset({"not_found"}), f"{len(ids)} unknown ids")
+        ),
+    )
 
 
 def relation_attempts(body: dict[str, Any]) -> st.SearchStrategy[Attempt]:
@@ -506,7 +534,7 @@ def band_envelope_attempts(world: World) -> st.SearchStrategy[Attempt]:
 
 _ALL_FIELDS = frozenset(
     {"id", "to", "ciphertext", "nonce", "band", "envelopes", "after", "limit", "ids", "state"}
-    | {"replaces", "relatesTo"}
+    | {"replaces", "relatesTo", "attachments"}
     | {"users", "token", "instance", "media", "call"}
 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -16,11 +17,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
+import nacl.secret
 import pytest
 import pytest_asyncio
 
-from tests.support import ROOT, Account, Api, HubNode, Phone, open_box, seal, start_hub_node
+from tests.support import (
+    ROOT,
+    Account,
+    Api,
+    HubNode,
+    Phone,
+    open_box,
+    seal,
+    two_nodes,
+)
 
 PHONE_JS = ROOT / "tests" / "js" / "phone.mjs"
 NODE_PACKAGES = ("socket.io-client", "tweetnacl")
@@ -379,14 +391,8 @@ async def test_js_client_sync_catches_up_after_being_offline(js_phone, hub_node,
 async def burst_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
     """Two nodes whose per-connection event budget lets one phone flush a 200-message outbox."""
     env = test_env.hub_env(SOCKET_EVENTS_PER_SECOND="10000", SOCKET_EVENT_BURST="1000")
-    node_a, node_b = await asyncio.gather(
-        start_hub_node(env, tmp_path / "node-a", "node-a"),
-        start_hub_node(env, tmp_path / "node-b", "node-b"),
-    )
-    try:
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
         yield node_a, node_b
-    finally:
-        await asyncio.gather(node_a.stop(), node_b.stop())
 
 
 async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_nodes):
@@ -522,3 +528,77 @@ async def test_js_client_receives_session_replaced_when_its_device_connects_agai
         assert newer.client.connected
     finally:
         await newer.close()
+
+
+@pytest_asyncio.fixture
+async def attachment_nodes(test_env, tmp_path: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
+    """Two nodes sharing the embedded attachment store's folder, sweeping every second."""
+    env = test_env.hub_env(
+        ATTACHMENT_DIR=str(tmp_path / "attachments"), ATTACHMENT_SWEEP_SECONDS="1"
+    )
+    async with two_nodes(env, tmp_path) as (node_a, node_b):
+        yield node_a, node_b
+
+
+async def test_js_encrypted_attachment_is_decrypted_by_the_recipient_on_the_other_node(
+    js_phone, attachment_nodes, tmp_path
+):
+    node_a, node_b = attachment_nodes
+    api_b = Api(node_b.url)
+    alice, bob, eve = await Api(node_a.url).register_many("alice", "bob", "eve")
+    bob_phone = await Phone(bob).connect(node_b.url)
+    message_id = str(uuid.uuid4())
+    try:
+        alice_js = await js_phone(
+            node_a,
+            alice,
+            [bob],
+            [
+                {
+                    "do": "sendAttachment",
+                    "to": bob.id,
+                    "size": 150_000,
+                    "mime": "audio/mp4",
+                    "id": message_id,
+                },
+            ],
+        )
+        await alice_js.finish()
+        [sent] = alice_js.of("attachment")
+        assert sent["ack"]["ok"] is True and sent["id"] == message_id, alice_js.transcript()
+        received = await bob_phone.next("message:new")
+        assert received["id"] == message_id
+        described = json.loads(open_box(bob, alice.public_key_b64, received))
+        assert described["attachmentId"] == sent["attachmentId"]
+        assert described["mime"] == "audio/mp4"
+        status, link = await api_b.request(
+            "GET", f"/api/attachments/{described['attachmentId']}", token=bob.access_token
+        )
+        assert status == 200 and link["size"] == described["size"], link
+        async with aiohttp.ClientSession() as http, http.get(link["downloadUrl"]) as response:
+            assert response.status == 200
+            encrypted = await response.read()
+        assert hashlib.sha256(encrypted).hexdigest() == described["sha256"]
+        plain = nacl.secret.SecretBox(base64.b64decode(described["key"])).decrypt(encrypted)
+        assert plain == base64.b64decode(sent["plaintext"])
+        status, refused = await api_b.request(
+            "GET", f"/api/attachments/{described['attachmentId']}", token=eve.access_token
+        )
+        assert status == 404 and refused["error"]["code"] == "not_found", refused
+        alice_phone = await Phone(alice, "laptop").connect(node_b.url)
+        try:
+            deleted = await alice_phone.call("message:delete", {"id": message_id})
+            assert deleted["ok"] is True, deleted
+        finally:
+            await alice_phone.close()
+        status, gone = await api_b.request(
+            "GET", f"/api/attachments/{described['attachmentId']}", token=bob.access_token
+        )
+        assert status == 404, gone
+        stored = tmp_path / "attachments" / described["attachmentId"]
+        deadline = time.monotonic() + 10
+        while stored.exists():
+            assert time.monotonic() < deadline, "the sweep did not remove the deleted file"
+            await asyncio.sleep(0.1)
+    finally:
+        await bob_phone.close()

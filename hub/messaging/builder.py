@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hub.attachments.service import AttachmentService
 from hub.foundation import Foundation
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
@@ -21,7 +22,9 @@ class Messaging:
     typing: TypingService
 
 
-def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
+def build_messaging(
+    settings: MessagingSettings, base: Foundation, attachments: AttachmentService
+) -> Messaging:
     store = MessageStore(base.pool)
     send_queue = SendQueue(store, base.fanout)
     service = MessagingService(
@@ -29,6 +32,7 @@ def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
         send_queue=send_queue,
         memberships=base.memberships,
         lifecycle=MessageLifecycleStore(base.pool),
+        attachments=attachments,
         fanout=base.fanout,
         clock=base.clock,
         sync_page_limit=settings.sync_page_limit,

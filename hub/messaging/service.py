@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from hub.attachments.service import AttachmentService
 from hub.clock import Clock
-from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.errors import AttachmentUnusable, Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.messaging.rules import check_edit, check_relation_target, may_delete
 from hub.messaging.send_queue import SendQueue
@@ -33,6 +34,7 @@ from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_
 from storage.sql.bands import MembershipStore
 from storage.sql.message_lifecycle import MessageLifecycleStore
 from storage.sql.message_rows import (
+    AttachmentNotBindable,
     CopyToStore,
     MissingUser,
     NewMessage,
@@ -78,6 +80,7 @@ class MessagingService:
         send_queue: SendQueue,
         memberships: MembershipStore,
         lifecycle: MessageLifecycleStore,
+        attachments: AttachmentService,
         fanout: Fanout,
         clock: Clock,
         sync_page_limit: int,
@@ -85,6 +88,7 @@ class MessagingService:
     ) -> None:
         self._messages = messages
         self._lifecycle = lifecycle
+        self._attachments = attachments
         self._edit_window_ms = edit_window_ms
         self._memberships = memberships
         self._fanout = fanout
@@ -100,6 +104,7 @@ class MessagingService:
         ciphertext: bytes,
         nonce: bytes,
         relation: Relation | None = None,
+        attachments: Sequence[str] = (),
     ) -> StoredMessage:
         if to == sender.user_id:
             raise InvalidPayload("a direct message goes to another user")
@@ -109,7 +114,7 @@ class MessagingService:
             CopyToStore(to, sender.user_id, ciphertext, nonce),
             CopyToStore(sender.user_id, to, ciphertext, nonce),
         ]
-        return await self._store_once(sender, message_id, to, None, copies, relation)
+        return await self._store_once(sender, message_id, to, None, copies, relation, attachments)
 
     async def send_band(
         self,
@@ -118,6 +123,7 @@ class MessagingService:
         band_id: str,
         envelopes: Sequence[Envelope],
         relation: Relation | None = None,
+        attachments: Sequence[str] = (),
     ) -> StoredMessage:
         """One envelope per other current member, exactly: nobody is silently left out."""
         members = await self._memberships.band_member_ids(band_id)
@@ -139,7 +145,9 @@ class MessagingService:
         copies = [CopyToStore(e.to, sender.user_id, e.ciphertext, e.nonce) for e in envelopes]
         first = envelopes[0]
         copies.append(CopyToStore(sender.user_id, first.to, first.ciphertext, first.nonce))
-        return await self._store_once(sender, message_id, None, band_id, copies, relation)
+        return await self._store_once(
+            sender, message_id, None, band_id, copies, relation, attachments
+        )
 
     async def edit(
         self,
@@ -148,6 +156,7 @@ class MessagingService:
         replaces: str,
         direct: tuple[bytes, bytes] | None,
         envelopes: Sequence[Envelope] | None,
+        attachments: Sequence[str] = (),
     ) -> StoredMessage:
         """A new message relating to the sender's own original as its ``edit``, sent into the
         original's conversation (direct: ``direct`` is ciphertext and nonce; band: the
@@ -162,12 +171,14 @@ class MessagingService:
         if original.band_id is not None:
             if envelopes is None:
                 raise InvalidPayload("the edit of a band message has 'envelopes'")
-            return await self.send_band(sender, message_id, original.band_id, envelopes, relation)
+            return await self.send_band(
+                sender, message_id, original.band_id, envelopes, relation, attachments
+            )
         if direct is None:
             raise InvalidPayload("the edit of a direct message has 'ciphertext' and 'nonce'")
         ciphertext, nonce = direct
         return await self.send_direct(
-            sender, message_id, original.conversation_id, ciphertext, nonce, relation
+            sender, message_id, original.conversation_id, ciphertext, nonce, relation, attachments
         )
 
     async def delete(self, deleter: Sender, message_id: str) -> None:
@@ -211,10 +222,18 @@ class MessagingService:
         band_id: str | None,
         copies: list[CopyToStore],
         relation: Relation | None,
+        attachments: Sequence[str],
     ) -> StoredMessage:
         """The message as committed, once: a resend of the same id returns the first one, and
         the same id for another recipient or band is ``conflict``. Delivery is not awaited
-        here: the send queue fans the copies out after the commit, beside the next one."""
+        here: the send queue fans the copies out after the commit, beside the next one.
+        Attachments are checked (a query only when there are some) and bound in the send's
+        own transaction: an ack means stored and bound, a refusal binds nothing."""
+        if attachments:
+            conversation = cast("str", to or band_id)
+            await self._attachments.check_bindable(
+                sender.user_id, conversation, message_id, attachments
+            )
         message = NewMessage(
             id=message_id,
             sender_id=sender.user_id,
@@ -225,11 +244,17 @@ class MessagingService:
             copies=copies,
             relates_type=relation.type if relation else None,
             relates_to=relation.id if relation else None,
+            attachments=tuple(attachments),
         )
         try:
             outcome = await self._send_queue.submit(message, sender.conn_id)
         except OriginalDeleted:
             raise NotFound("this message was deleted") from None
+        except AttachmentNotBindable:
+            raise AttachmentUnusable(
+                "an attachment was bound or removed meanwhile; nothing was stored",
+                details={"reason": "unavailable"},
+            ) from None
         except MissingUser:
             raise NotFound("no such recipient") from None
         stored = outcome.message

@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     WithJsonSchema,
@@ -25,6 +26,7 @@ MAX_ENVELOPES = 255
 MAX_IDS_PER_RECEIPT = 500
 MAX_PRESENCE_USERS = 200
 MAX_DEVICE_ID = 64
+MAX_ATTACHMENTS_PER_MESSAGE = 10
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -74,6 +76,21 @@ UserId = Annotated[str, BeforeValidator(parse_uuid)]
 MessageId = Annotated[str, BeforeValidator(parse_uuid)]
 BandId = Annotated[str, BeforeValidator(parse_uuid)]
 CallId = Annotated[str, BeforeValidator(parse_uuid)]
+AttachmentId = Annotated[str, BeforeValidator(parse_uuid)]
+
+
+def distinct_ids(ids: list[str]) -> list[str]:
+    if len(set(ids)) != len(ids):
+        raise PydanticCustomError("distinct", "an id is listed twice")
+    return ids
+
+
+# What a message carries of its attachments, in clear (their keys are inside the ciphertext).
+AttachmentIds = Annotated[
+    list[AttachmentId],
+    Field(max_length=MAX_ATTACHMENTS_PER_MESSAGE),
+    AfterValidator(distinct_ids),
+]
 # The LiveKit deployments a call or room can use, and what a call carries.
 LiveKitInstanceName = Literal["main", "meet", "chat"]
 CallMedia = Literal["audio", "video"]

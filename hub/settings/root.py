@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from hub.settings.attachments import AttachmentSettings
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
 from hub.settings.sections import (
     AccountSettings,
@@ -40,6 +41,7 @@ class Settings:
     presence: PresenceSettings = field(default_factory=PresenceSettings)
     sockets: SocketSettings = field(default_factory=SocketSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
 
@@ -64,7 +66,10 @@ class Settings:
         calls = self.calls
         if calls.livekit_dev_defaults and not calls.livekit_instances:
             calls = replace(calls, livekit_instances=livekit_dev_instances(data_dir))
-        return replace(self, server=server, accounts=accounts, calls=calls)
+        attachments = self.attachments
+        if attachments.folder is None:
+            attachments = replace(attachments, folder=data_dir / "attachments")
+        return replace(self, server=server, accounts=accounts, calls=calls, attachments=attachments)
 
 
 def _section_type(name: str) -> type[Any]:

@@ -57,3 +57,7 @@ class RedisKeys:
     def payment_reconcile_lease(self) -> str:
         """Held by the node reconciling unanswered payments this round (``RedisLease``)."""
         return f"{self.prefix}:payment_reconcile_lease"
+
+    def attachment_sweep_lease(self) -> str:
+        """Held by the node sweeping attachments this round (``RedisLease``)."""
+        return f"{self.prefix}:attachment_sweep_lease"

@@ -44,6 +44,12 @@ ERASE_COPIES = """
 UPDATE inbox SET ciphertext = '', nonce = ''
 WHERE message_id = ANY($1::uuid[]) AND octet_length(ciphertext) > 0
 """
+# Attachments go with their message (and its edits): unreachable at once, their bytes
+# removed by the sweep.
+MARK_ATTACHMENTS_DELETED = """
+UPDATE attachments SET deleted_at = $2
+WHERE message_id = ANY($1::uuid[]) AND deleted_at IS NULL
+"""
 SELECT_HOLDERS = """
 SELECT user_id, conversation_id, encrypted_for FROM inbox WHERE message_id = $1
 ORDER BY user_id
@@ -109,7 +115,8 @@ class MessageLifecycleStore:
     async def delete_for_everyone(
         self, message_id: str, deleter_id: str, deleter_device: str, tombstone_id: str, now_ms: int
     ) -> list[Tombstone]:
-        """Erase the message and its edits and number a tombstone for every holder; nothing
+        """Erase the message and its edits (their attachments marked deleted) and number a
+        tombstone for every holder; nothing
         (an empty list) when it was already deleted, so deleting again changes nothing."""
         async with self._pool.acquire() as conn, conn.transaction():
             marked = await conn.fetch(MARK_DELETED, message_id, now_ms, deleter_id)
@@ -117,6 +124,7 @@ class MessageLifecycleStore:
             if original is None:
                 return []
             await conn.execute(ERASE_COPIES, [r["id"] for r in marked])
+            await conn.execute(MARK_ATTACHMENTS_DELETED, [r["id"] for r in marked], now_ms)
             holders = await conn.fetch(SELECT_HOLDERS, message_id)
             await conn.execute(
                 INSERT_TOMBSTONE,

@@ -20,6 +20,12 @@ class MissingUser(Exception):
     """A recipient of the message does not exist; nothing was stored."""
 
 
+class AttachmentNotBindable(MissingUser):
+    """An attachment of the message could not be bound in its transaction (a concurrent
+    send bound it, the sweep removed it); nothing was stored. A ``MissingUser`` so the send
+    queue retries the batch's messages one by one."""
+
+
 class OriginalDeleted(MissingUser):
     """An edit's original was deleted (perhaps a moment ago); nothing was stored. A kind of
     ``MissingUser`` so the send queue retries the batch's messages one by one."""
@@ -69,6 +75,8 @@ class NewMessage:
     copies: Sequence[CopyToStore]
     relates_type: str | None = None
     relates_to: str | None = None
+    # Attachment ids bound to this message in its own transaction.
+    attachments: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,10 @@
 //       {"do": "burst", "to": "<userId>", "count": 200, "prefix": "take"},  // all at once
 //       {"do": "edit", "to": "<userId>", "replaces": "<messageId>", "text": "...", "id": "<uuid, optional>"},
 //       {"do": "delete", "id": "<messageId>"},
+//       {"do": "sendAttachment", "to": "<userId>", "size": 50000, "mime": "audio/mp4", "id": "<uuid>"},
+//         // a file encrypted with a fresh secretbox key, reserved (POST /api/attachments),
+//         // uploaded with the returned method, URL and headers, and sent: its key, sha256,
+//         // mime and size inside the message's box, its id in "attachments"
 //       {"do": "receive", "count": 1, "timeoutMs": 5000},
 //       {"do": "receiveDeleted", "count": 1, "timeoutMs": 5000},
 //       {"do": "sync", "after": 0, "limit": 100},
@@ -28,10 +32,10 @@
 // "connected" (with the transport the session opened on and the one it uses now),
 // "session:revoked" / "session:replaced" (with the payload), "ended" (awaitEnd: that event
 // came and then the hub disconnected the socket),
-// "connect_error", "ack", "message:new", "sync", "transport", "disconnect",
+// "connect_error", "ack", "message:new", "sync", "transport", "disconnect", "attachment",
 // "done" (exit 0) or "error" (exit 1) or "timeout" (exit 2).
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { TextDecoder, TextEncoder } from "node:util";
 
@@ -266,6 +270,47 @@ function main(job) {
         });
         emit({ event: "ack", do: "delete", id: step.id, ack });
         if (!ack?.ok) throw new Error(`message:delete refused: ${JSON.stringify(ack)}`);
+      } else if (step.do === "sendAttachment") {
+        // The app's way: secretbox with a fresh key, nonce first (as PyNaCl's SecretBox).
+        const plain = nacl.randomBytes(step.size);
+        const fileKey = nacl.randomBytes(nacl.secretbox.keyLength);
+        const fileNonce = nacl.randomBytes(nacl.secretbox.nonceLength);
+        const sealed = nacl.secretbox(plain, fileNonce, fileKey);
+        const encrypted = new Uint8Array(fileNonce.length + sealed.length);
+        encrypted.set(fileNonce);
+        encrypted.set(sealed, fileNonce.length);
+        const reserved = await fetch(`${job.url}/api/attachments`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${job.token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ size: encrypted.length, conversationId: step.to }),
+        });
+        const slot = await reserved.json();
+        if (reserved.status !== 201) throw new Error(`reserve refused: ${JSON.stringify(slot)}`);
+        const uploaded = await fetch(slot.uploadUrl, {
+          method: slot.method,
+          headers: slot.headers,
+          body: encrypted,
+        });
+        if (!uploaded.ok) throw new Error(`upload refused: ${uploaded.status} ${await uploaded.text()}`);
+        const described = JSON.stringify({
+          attachmentId: slot.id,
+          key: toB64(fileKey),
+          sha256: createHash("sha256").update(encrypted).digest("hex"),
+          mime: step.mime ?? "application/octet-stream",
+          size: encrypted.length,
+        });
+        const nonce = nacl.randomBytes(nacl.box.nonceLength);
+        const box = nacl.box(utf8.encode(described), nonce, peerKey(step.to), secretKey);
+        const id = step.id ?? randomUUID();
+        const ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("message:send", {
+          id,
+          to: step.to,
+          ciphertext: toB64(box),
+          nonce: toB64(nonce),
+          attachments: [slot.id],
+        });
+        emit({ event: "attachment", id, attachmentId: slot.id, plaintext: toB64(plain), ack });
+        if (!ack?.ok) throw new Error(`message:send refused: ${JSON.stringify(ack)}`);
       } else if (step.do === "receiveDeleted") {
         for (let i = 0; i < (step.count ?? 1); i += 1) {
           const deleted = await deletions.next(step.timeoutMs ?? 5000, "message:deleted");

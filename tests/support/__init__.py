@@ -4,7 +4,7 @@
 The names most tests need are handed on here."""
 
 from tests.support.clients import Account, Api, Phone, open_box, seal
-from tests.support.hub_nodes import ROOT, HubNode, free_port, start_hub_node
+from tests.support.hub_nodes import ROOT, HubNode, free_port, start_hub_node, two_nodes
 
 __all__ = [
     "ROOT",
@@ -16,4 +16,5 @@ __all__ = [
     "open_box",
     "seal",
     "start_hub_node",
+    "two_nodes",
 ]

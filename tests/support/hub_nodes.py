@@ -9,6 +9,8 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +89,17 @@ async def start_hub_node(env: dict[str, str], data_dir: Path, name: str) -> HubN
                 await node.kill()
                 raise RuntimeError(f"hub {name} not ready in 30 s:\n{node.log()}")
             await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def two_nodes(env: dict[str, str], folder: Path) -> AsyncIterator[tuple[HubNode, HubNode]]:
+    """Two nodes of one hub (``node-a``, ``node-b`` under ``folder``), started together and
+    stopped together."""
+    node_a, node_b = await asyncio.gather(
+        start_hub_node(env, folder / "node-a", "node-a"),
+        start_hub_node(env, folder / "node-b", "node-b"),
+    )
+    try:
+        yield node_a, node_b
+    finally:
+        await asyncio.gather(node_a.stop(), node_b.stop())
