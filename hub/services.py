@@ -32,8 +32,12 @@ from hub.payments.gateways import PaymentGateways
 from hub.payments.service import PaymentService
 from hub.presence.builder import build_presence
 from hub.presence.service import PresenceService
+from hub.push.builder import build_push
+from hub.push.service import PushService
+from hub.push.worker import PushWorker
 from hub.settings import Settings
 from storage.redis.presence import RedisDeviceRegistry
+from storage.sql.push import PushTokenStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class Services:
     calls: CallService
     rooms: RoomAccess
     payments: PaymentService
+    push: PushService
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class Hub:
 
     services: Services
     send_queue: SendQueue
+    push_worker: PushWorker | None  # None when no push provider is configured
 
 
 def build_hub(
@@ -70,12 +76,16 @@ def build_hub(
     devices: RedisDeviceRegistry,
     gateways: PaymentGateways,
 ) -> Hub:
-    accounts = build_accounts(settings.accounts, base, devices)
-    messaging = build_messaging(settings.messaging, base)
+    push_tokens = PushTokenStore(base.pool)
+    push = build_push(
+        settings.push, base, tokens=push_tokens, online=devices, node_id=settings.server.node_id
+    )
+    accounts = build_accounts(settings.accounts, base, devices, push.service)
+    messaging = build_messaging(settings.messaging, base, push.writer)
     bands = build_bands(
         base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
     )
-    calls = build_calls(settings.calls, base)
+    calls = build_calls(settings.calls, base, push.writer)
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
@@ -94,5 +104,6 @@ def build_hub(
         payments=build_payments(
             settings.payments, base, gateways=gateways, gigs=bands.gigs, bands=bands.store
         ),
+        push=push.service,
     )
-    return Hub(services, messaging.send_queue)
+    return Hub(services, messaging.send_queue, push.worker)

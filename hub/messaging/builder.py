@@ -9,6 +9,7 @@ from hub.foundation import Foundation
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
 from hub.messaging.typing import TypingService
+from hub.push.enqueue import NoPushes, PushQueueWriter
 from hub.settings.sections import MessagingSettings
 from storage.sql.message_lifecycle import MessageLifecycleStore
 from storage.sql.messages import MessageStore
@@ -21,9 +22,11 @@ class Messaging:
     typing: TypingService
 
 
-def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
+def build_messaging(
+    settings: MessagingSettings, base: Foundation, pushes: PushQueueWriter | NoPushes
+) -> Messaging:
     store = MessageStore(base.pool)
-    send_queue = SendQueue(store, base.fanout)
+    send_queue = SendQueue(store, base.fanout, pushes)
     service = MessagingService(
         messages=store,
         send_queue=send_queue,
@@ -33,6 +36,7 @@ def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
         clock=base.clock,
         sync_page_limit=settings.sync_page_limit,
         edit_window_ms=settings.edit_window_seconds * 1000,
+        pushes=pushes,
     )
     typing = TypingService(
         memberships=base.memberships,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
+from hub.settings.push import PushSettings
 from hub.settings.sections import (
     AccountSettings,
     ApiSettings,
@@ -42,6 +43,7 @@ class Settings:
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
