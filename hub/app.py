@@ -52,6 +52,7 @@ from rest import livekit as rest_livekit
 from rest import messages as rest_messages
 from rest import openapi as rest_openapi
 from rest import payments as rest_payments
+from rest import push as rest_push
 from rest.http import MAX_BODY_BYTES, error_middleware, security_headers, trusted_networks
 from rest.keys import (
     API_LIMIT,
@@ -95,6 +96,7 @@ REST_TABLES = (
     rest_payments.routes,
     rest_devices.routes,
     rest_attachments.routes,
+    rest_push.routes,
 )
 
 
@@ -157,6 +159,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
             background("call deadlines", lambda w: w.hub.services.calls.run_sweeps()),
             background("payment reconciler", lambda w: w.hub.services.payments.reconciler.run()),
             background("attachment sweep", lambda w: w.hub.services.attachments.run_sweeps()),
+            background("push worker", run_push_worker),
             background(
                 "slow consumers",
                 lambda w: w.sockets.drop_slow_consumers(
@@ -303,6 +306,12 @@ def background(name: str, run: Callable[[Wired], Coroutine[Any, Any, None]]) -> 
             log.exception("background task %r failed while stopping", name)
 
     return task_context
+
+
+async def run_push_worker(wired: Wired) -> None:
+    """Sends the pushes every node queues; with no provider configured there is none."""
+    if wired.hub.push_worker is not None:
+        await wired.hub.push_worker.run()
 
 
 async def listen_to_the_bus(wired: Wired) -> None:

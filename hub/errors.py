@@ -106,6 +106,14 @@ class UpstreamUnavailable(HubError):
     retryable = True
 
 
+class NotConfigured(HubError):
+    """The hub has no credentials for this provider (push): asking again will not help
+    until an operator configures it."""
+
+    code = "not_configured"
+    http_status = 503
+
+
 class IdempotencyMismatch(HubError):
     """The Idempotency-Key was first used with another request body."""
 

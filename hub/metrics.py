@@ -51,3 +51,27 @@ class HubMetrics:
         self.attachments_swept = Counter(
             "hub_attachments_swept", "Attachments whose bytes the sweep removed", registry=r
         )
+        self.pushes = Counter(
+            "hub_pushes",
+            "Push notifications by provider, kind and outcome (delivered, retried, token_gone, "
+            "rejected, dropped, expired)",
+            ["provider", "kind", "outcome"],
+            registry=r,
+        )
+        self.push_queue_depth = Gauge(
+            "hub_push_queue_depth", "Pushes queued or waiting for a retry, all nodes", registry=r
+        )
+        self.push_provider_seconds = Histogram(
+            "hub_push_provider_seconds",
+            "Time a push provider took to answer one request",
+            ["provider"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.push_latency_seconds = Histogram(
+            "hub_push_latency_seconds",
+            "From the commit (or call event) to the provider's answer",
+            ["kind"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )

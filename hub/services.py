@@ -35,8 +35,12 @@ from hub.payments.gateways import PaymentGateways
 from hub.payments.service import PaymentService
 from hub.presence.builder import build_presence
 from hub.presence.service import PresenceService
+from hub.push.builder import build_push
+from hub.push.service import PushService
+from hub.push.worker import PushWorker
 from hub.settings import Settings
 from storage.redis.presence import RedisDeviceRegistry
+from storage.sql.push import PushTokenStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class Services:
     rooms: RoomAccess
     payments: PaymentService
     attachments: AttachmentService
+    push: PushService
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class Hub:
 
     services: Services
     send_queue: SendQueue
+    push_worker: PushWorker | None  # None when no push provider is configured
 
 
 def build_hub(
@@ -75,13 +81,17 @@ def build_hub(
     gateways: PaymentGateways,
     blobs: BlobStore,
 ) -> Hub:
-    accounts = build_accounts(settings.accounts, base, devices)
+    push_tokens = PushTokenStore(base.pool)
+    push = build_push(
+        settings.push, base, tokens=push_tokens, online=devices, node_id=settings.server.node_id
+    )
+    accounts = build_accounts(settings.accounts, base, devices, push.service)
     attachments = build_attachments(settings.attachments, base, blobs)
-    messaging = build_messaging(settings.messaging, base, attachments)
+    messaging = build_messaging(settings.messaging, base, attachments, push.writer)
     bands = build_bands(
         base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
     )
-    calls = build_calls(settings.calls, base)
+    calls = build_calls(settings.calls, base, push.writer)
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
@@ -101,5 +111,6 @@ def build_hub(
             settings.payments, base, gateways=gateways, gigs=bands.gigs, bands=bands.store
         ),
         attachments=attachments,
+        push=push.service,
     )
-    return Hub(services, messaging.send_queue)
+    return Hub(services, messaging.send_queue, push.worker)

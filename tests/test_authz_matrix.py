@@ -482,6 +482,34 @@ CASES = [
     Case(
         "DELETE", "/api/devices/{device_id}", 404, params=lambda s, a: {"device_id": OWNER_DEVICE}
     ),
+    # Push: only the device itself registers; another user's device is not found.
+    Case(
+        "PUT",
+        "/api/devices/{device_id}/push",
+        404,
+        params=lambda s, a: {"device_id": OWNER_DEVICE},
+        body=lambda s, a: {"provider": "apns", "token": "ab" * 32},
+    ),
+    Case(
+        "DELETE",
+        "/api/devices/{device_id}/push",
+        404,
+        params=lambda s, a: {"device_id": OWNER_DEVICE},
+    ),
+    # A band you are not (or no longer) in looks like no conversation at all.
+    Case(
+        "PUT",
+        "/api/conversations/{conversation_id}/notifications",
+        404,
+        params=lambda s, a: {"conversation_id": s.band_id},
+        body=lambda s, a: {"level": "none"},
+    ),
+    Case(
+        "GET",
+        "/api/conversations/{conversation_id}/notifications",
+        404,
+        params=lambda s, a: {"conversation_id": s.band_id},
+    ),
     Case(
         "POST",
         "/api/auth/password",

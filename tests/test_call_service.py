@@ -20,6 +20,7 @@ from hub.calls.livekit import LiveKitInstances
 from hub.calls.service import CallParty, CallService
 from hub.errors import Conflict
 from hub.fanout import Delivery
+from hub.push.enqueue import NoPushes
 from hub.settings import LiveKitInstanceConfig
 from storage.redis.calls import CallWrite
 from storage.sql.calls import FinishedCall
@@ -155,6 +156,7 @@ def world() -> World:
         clock=lambda: now[0],
         ring_seconds=RING_SECONDS,
         max_seconds=3600,
+        pushes=NoPushes(),
     )
     return World(service, live, history, fanout, now)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.accounts.devices import DeviceService, OnlineDevices
+from hub.accounts.devices import DeviceService, OnlineDevices, PushStatuses
 from hub.accounts.passwords import PasswordHasher
 from hub.accounts.service import AccountService, LoginLimits
 from hub.accounts.sessions import SessionService
@@ -26,7 +26,9 @@ class Accounts:
     devices: DeviceService
 
 
-def build_accounts(settings: AccountSettings, base: Foundation, online: OnlineDevices) -> Accounts:
+def build_accounts(
+    settings: AccountSettings, base: Foundation, online: OnlineDevices, pushes: PushStatuses
+) -> Accounts:
     tokens = TokenService(
         secret=settings.jwt_secret,
         access_seconds=settings.access_token_seconds,
@@ -46,7 +48,12 @@ def build_accounts(settings: AccountSettings, base: Foundation, online: OnlineDe
         connect_limit=WindowLimit("connects", settings.connects_per_minute, 60),
     )
     devices = DeviceService(
-        store=store, online=online, sessions=sessions, fanout=base.fanout, clock=base.clock
+        store=store,
+        online=online,
+        pushes=pushes,
+        sessions=sessions,
+        fanout=base.fanout,
+        clock=base.clock,
     )
     sessions.devices_changed = devices.announce
     window = settings.login_window_seconds

@@ -15,6 +15,7 @@ from hub.accounts.views import DeviceItemView, DevicesView, device_item_view, de
 from hub.clock import Clock
 from hub.errors import NotFound
 from hub.fanout import Delivery, Fanout
+from hub.push.views import PushStatusView
 from storage.sql.sessions import SessionStore
 
 
@@ -23,18 +24,25 @@ class OnlineDevices(Protocol):
         """The device ids with a live socket on any node."""
 
 
+class PushStatuses(Protocol):
+    async def statuses(self, user_id: str) -> dict[str, PushStatusView]:
+        """Each registered device's push (never its token)."""
+
+
 class DeviceService:
     def __init__(
         self,
         *,
         store: SessionStore,
         online: OnlineDevices,
+        pushes: PushStatuses,
         sessions: SessionService,
         fanout: Fanout,
         clock: Clock,
     ) -> None:
         self._store = store
         self._online = online
+        self._pushes = pushes
         self._sessions = sessions
         self._fanout = fanout
         self._clock = clock
@@ -42,8 +50,12 @@ class DeviceService:
     async def _items(self, user_id: str, current: str | None) -> list[DeviceItemView]:
         devices = await self._store.devices(user_id)
         online = await self._online.devices_online(user_id, now_ms=self._clock())
+        pushes = await self._pushes.statuses(user_id)
         return [
-            device_item_view(d, current=d.id == current, online=d.id in online) for d in devices
+            device_item_view(
+                d, current=d.id == current, online=d.id in online, push=pushes.get(d.id)
+            )
+            for d in devices
         ]
 
     async def _current(self, claims: AccessClaims) -> str | None:
@@ -60,7 +72,10 @@ class DeviceService:
         await self.announce(claims.user_id)
         online = await self._online.devices_online(claims.user_id, now_ms=self._clock())
         current = await self._current(claims)
-        return device_item_view(device, current=device.id == current, online=device.id in online)
+        push = (await self._pushes.statuses(claims.user_id)).get(device.id)
+        return device_item_view(
+            device, current=device.id == current, online=device.id in online, push=push
+        )
 
     async def remove(self, claims: AccessClaims, device_id: str) -> None:
         """This device needs no reauthentication (it is a logout); another one does."""

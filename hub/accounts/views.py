@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from hub.protocol.models import View, pushed
+from hub.push.views import PushStatusView
 from storage.sql.sessions import DeviceRow
 from storage.sql.users import BiometricKeyListing, UserRow
 
@@ -57,9 +58,12 @@ class DeviceItemView(View):
     lastSeenAt: int | None
     current: bool = Field(description="the device of the token that asks")
     online: bool = Field(description="a live socket on any node")
+    push: PushStatusView | None = Field(description="its push registration (never the token)")
 
 
-def device_item_view(device: DeviceRow, *, current: bool, online: bool) -> DeviceItemView:
+def device_item_view(
+    device: DeviceRow, *, current: bool, online: bool, push: PushStatusView | None
+) -> DeviceItemView:
     base = device_view(device)
     return DeviceItemView(
         id=base.id,
@@ -69,6 +73,7 @@ def device_item_view(device: DeviceRow, *, current: bool, online: bool) -> Devic
         lastSeenAt=device.last_seen_at,
         current=current,
         online=online,
+        push=push,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.calls.livekit import LiveKitInstances
+from hub.calls.ports import CallPushes
 from hub.calls.rooms import RoomAccess
 from hub.calls.service import CallService
 from hub.foundation import Foundation
@@ -20,7 +21,7 @@ class Calls:
     rooms: RoomAccess
 
 
-def build_calls(settings: CallSettings, base: Foundation) -> Calls:
+def build_calls(settings: CallSettings, base: Foundation, pushes: CallPushes) -> Calls:
     livekit = LiveKitInstances(
         settings.livekit_instances, token_seconds=settings.livekit_token_seconds
     )
@@ -34,6 +35,7 @@ def build_calls(settings: CallSettings, base: Foundation) -> Calls:
         clock=base.clock,
         ring_seconds=settings.ring_seconds,
         max_seconds=settings.max_seconds,
+        pushes=pushes,
     )
     rooms = RoomAccess(
         livekit=livekit,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
+from hub.calls.rules import Notice
+from hub.calls.state import CallState
 from storage.redis.calls import CallWrite
 from storage.sql.calls import FinishedCall
 
@@ -76,3 +78,9 @@ class UserNames(Protocol):
     """Display names for LiveKit tokens (LiveKit shows them to the other participants)."""
 
     async def get(self, user_id: str) -> Named | None: ...
+
+
+class CallPushes(Protocol):
+    async def call_notices(self, state: CallState, notices: Sequence[Notice]) -> None:
+        """After a transition's socket notices: ring the callees' phones that are not
+        connected, or stop them ringing."""

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from hub.calls.livekit import LiveKitInstances, RoomGrant, call_room, parse_room
-from hub.calls.ports import CallHistory, LiveCalls, Memberships, UserNames
+from hub.calls.ports import CallHistory, CallPushes, LiveCalls, Memberships, UserNames
 from hub.calls.rules import USER_EVENTS, CallEvent, Transition, advance, new_call
 from hub.calls.state import CallState
 from hub.clock import Clock
@@ -90,7 +90,9 @@ class CallService:
         clock: Clock,
         ring_seconds: int,
         max_seconds: int,
+        pushes: CallPushes,
     ) -> None:
+        self._pushes = pushes
         self._calls = calls
         self._history = history
         self._memberships = memberships
@@ -299,6 +301,10 @@ class CallService:
                 )
                 deliveries.append(Delivery(user, notice.event, dict(notice.payload), skip))
         await self._fanout.deliver(deliveries)
+        try:
+            await self._pushes.call_notices(transition.state, transition.notices)
+        except Exception:  # the call goes on; a phone in a pocket just does not ring
+            log.warning("call %s: pushes not queued", transition.state.id, exc_info=True)
 
     async def _grant(self, state: CallState, user_id: str) -> RoomGrant:
         user = await self._users.get(user_id)

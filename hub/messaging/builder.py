@@ -10,6 +10,7 @@ from hub.foundation import Foundation
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
 from hub.messaging.typing import TypingService
+from hub.push.enqueue import NoPushes, PushQueueWriter
 from hub.settings.sections import MessagingSettings
 from storage.sql.message_lifecycle import MessageLifecycleStore
 from storage.sql.messages import MessageStore
@@ -23,10 +24,13 @@ class Messaging:
 
 
 def build_messaging(
-    settings: MessagingSettings, base: Foundation, attachments: AttachmentService
+    settings: MessagingSettings,
+    base: Foundation,
+    attachments: AttachmentService,
+    pushes: PushQueueWriter | NoPushes,
 ) -> Messaging:
     store = MessageStore(base.pool)
-    send_queue = SendQueue(store, base.fanout)
+    send_queue = SendQueue(store, base.fanout, pushes)
     service = MessagingService(
         messages=store,
         send_queue=send_queue,
@@ -37,6 +41,7 @@ def build_messaging(
         clock=base.clock,
         sync_page_limit=settings.sync_page_limit,
         edit_window_ms=settings.edit_window_seconds * 1000,
+        pushes=pushes,
     )
     typing = TypingService(
         memberships=base.memberships,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from hub.fanout import Delivery, Fanout
 from hub.messaging.views import message_new
+from hub.push.jobs import MessageItem
 from storage.sql.message_rows import MissingUser, NewMessage, SendOutcome
 from storage.sql.messages import MessageStore
 
@@ -25,6 +26,22 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1024
 MAX_UNDELIVERED_BATCHES = 64  # past this, commits wait for fan-out to catch up
+
+
+class MessagePushes(Protocol):
+    """Push, handed every stored copy after its batch's fan-out (``enabled`` false: skip)."""
+
+    enabled: bool
+
+    async def messages_stored(self, items: Sequence[MessageItem]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Committed:
+    """A committed batch: its socket deliveries, and the copies push decides about."""
+
+    deliveries: list[Delivery]
+    pushes: list[MessageItem]
 
 
 @dataclass(slots=True)
@@ -35,14 +52,22 @@ class _Pending:
 
 
 class SendQueue:
-    def __init__(self, store: MessageStore, fanout: Fanout, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        fanout: Fanout,
+        pushes: MessagePushes,
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self._store = store
         self._fanout = fanout
+        self._pushes = pushes
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[list[Delivery]] = asyncio.Queue(MAX_UNDELIVERED_BATCHES)
+        self._outbox: asyncio.Queue[_Committed] = asyncio.Queue(MAX_UNDELIVERED_BATCHES)
 
     async def submit(self, message: NewMessage, except_conn: str | None) -> SendOutcome:
         """Resolves once the message is committed (or found to be a resend)."""
@@ -65,13 +90,13 @@ class SendQueue:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                deliveries = await self._commit(batch)
-                if deliveries:
-                    await self._outbox.put(deliveries)
+                committed = await self._commit(batch)
+                if committed.deliveries:
+                    await self._outbox.put(committed)
         finally:
             self._draining = False
 
-    async def _commit(self, batch: list[_Pending]) -> list[Delivery]:
+    async def _commit(self, batch: list[_Pending]) -> _Committed:
         """Store the batch, answer every sender, and return what is to be delivered."""
         outcomes: list[SendOutcome | BaseException]
         try:
@@ -81,6 +106,8 @@ class SendQueue:
         except Exception as exc:
             outcomes = [exc] * len(batch)
         deliveries: list[Delivery] = []
+        pushes: list[MessageItem] = []
+        wants_pushes = self._pushes.enabled
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.done.done():
                 pass  # the sender went away; the message is stored all the same
@@ -99,7 +126,21 @@ class SendQueue:
                     )
                     for copy in outcome.copies
                 )
-        return deliveries
+                if wants_pushes:
+                    pushes.extend(
+                        MessageItem(
+                            copy.user_id,
+                            copy.conversation_id,
+                            copy.message_id,
+                            sender,
+                            copy.seq,
+                            copy.band_id,
+                            copy.relates_type,
+                            copy.ts,
+                        )
+                        for copy in outcome.copies  # the sender's own too: push decides
+                    )
+        return _Committed(deliveries, pushes)
 
     async def run_deliveries(self) -> None:
         """Until cancelled (the assembly owns this task): the one deliverer, so batches
@@ -107,13 +148,21 @@ class SendQueue:
         with one directory lookup. Commits wait once ``MAX_UNDELIVERED_BATCHES`` are queued."""
         outbox = self._outbox
         while True:
-            deliveries = await outbox.get()
+            committed = await outbox.get()
+            deliveries, pushes = committed.deliveries, committed.pushes
             while not outbox.empty():
-                deliveries += outbox.get_nowait()
+                more = outbox.get_nowait()
+                deliveries += more.deliveries
+                pushes += more.pushes
             try:
                 await self._fanout.deliver(deliveries)
             except Exception:
                 log.exception("delivery of a committed batch failed; devices will sync")
+            if pushes:
+                try:
+                    await self._pushes.messages_stored(pushes)
+                except Exception:
+                    log.exception("%d stored messages not queued for push", len(pushes))
 
     async def _commit_alone(self, message: NewMessage) -> SendOutcome | BaseException:
         try:

@@ -31,6 +31,7 @@ from hub.messaging.views import (
     sync_page,
 )
 from hub.protocol.cursors import cursor_int, decode_cursor, encode_cursor, read_part
+from hub.push.enqueue import NoPushes, PushQueueWriter
 from storage.sql.bands import MembershipStore
 from storage.sql.message_lifecycle import MessageLifecycleStore
 from storage.sql.message_rows import (
@@ -85,7 +86,9 @@ class MessagingService:
         clock: Clock,
         sync_page_limit: int,
         edit_window_ms: int,
+        pushes: PushQueueWriter | NoPushes,
     ) -> None:
+        self._pushes = pushes
         self._messages = messages
         self._lifecycle = lifecycle
         self._attachments = attachments
@@ -209,6 +212,8 @@ class MessagingService:
                 for t in tombstones
             ]
         )
+        # A device that showed an alert for it gets a silent push to withdraw it.
+        await self._pushes.message_deleted(message_id, [t.user_id for t in tombstones])
 
     async def _check_relation(self, user_id: str, conversation_id: str, relation: Relation) -> None:
         target = await self._lifecycle.held_message(user_id, relation.id)
@@ -340,6 +345,8 @@ class MessagingService:
             Delivery(reader_id, "message:receipt", cast("dict[str, Any]", everything), reader_conn)
         )
         await self._fanout.deliver(deliveries)
+        if status == "read":
+            await self._pushes.badge_changed(reader_id)  # the reader's offline devices
         return now
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.settings.attachments import AttachmentSettings
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
+from hub.settings.push import PushSettings
 from hub.settings.sections import (
     AccountSettings,
     ApiSettings,
@@ -44,6 +45,7 @@ class Settings:
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
+    push: PushSettings = field(default_factory=PushSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

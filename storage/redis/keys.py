@@ -61,3 +61,34 @@ class RedisKeys:
     def attachment_sweep_lease(self) -> str:
         """Held by the node sweeping attachments this round (``RedisLease``)."""
         return f"{self.prefix}:attachment_sweep_lease"
+
+    def push_stream(self) -> str:
+        """STREAM of push jobs (field ``j``), read by every node through one consumer group;
+        an entry is deleted once handled, so its length is the queue's depth."""
+        return f"{self.prefix}:push:stream"
+
+    def push_delayed(self) -> str:
+        """ZSET of push jobs waiting for their time (retries, a burst's last push): member
+        job id, score due ms; the jobs themselves are in ``push_delayed_jobs``."""
+        return f"{self.prefix}:push:delayed"
+
+    def push_delayed_jobs(self) -> str:
+        return f"{self.prefix}:push:delayed_jobs"
+
+    def push_window(self, user_id: str, device_id: str, conversation_id: str) -> str:
+        """Set while a message push to this device for this conversation is recent (TTL:
+        ``PUSH_COALESCE_MS``): a burst waits for its end."""
+        return f"{self.prefix}:push:window:{user_id}:{device_id}:{conversation_id}"
+
+    def push_call_devices(self, call_id: str) -> str:
+        """SET of ``user|device`` that got this call's VoIP/FCM push (for ``call_ended``)."""
+        return f"{self.prefix}:push:call:{call_id}"
+
+    def push_call_over(self, call_id: str) -> str:
+        """Set once the call stopped ringing: a call push still queued is dropped."""
+        return f"{self.prefix}:push:call_over:{call_id}"
+
+    def push_message_devices(self, message_id: str) -> str:
+        """SET of ``user|device|conversation`` that got an alert for this message (for the
+        withdrawal push when it is deleted), with a TTL."""
+        return f"{self.prefix}:push:message:{message_id}"

@@ -164,3 +164,19 @@ class RedisDeviceRegistry:
         members = await self._redis.zrangebyscore(self._keys.user_devices(user_id), now_ms, "+inf")
         names = (m.decode() if isinstance(m, bytes) else str(m) for m in members)
         return {name.rsplit("|", 1)[1] for name in names}
+
+    async def devices_online_of(
+        self, user_ids: Collection[str], *, now_ms: int
+    ) -> dict[str, set[str]]:
+        """The device ids with a live socket on any node, per user, in one round trip."""
+        users = list(user_ids)
+        if not users:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.zrangebyscore(self._keys.user_devices(user), now_ms, "+inf")
+            replies = await pipe.execute()
+        return {
+            user: {(m.decode() if isinstance(m, bytes) else str(m)).rsplit("|", 1)[1] for m in ms}
+            for user, ms in zip(users, replies, strict=True)
+        }

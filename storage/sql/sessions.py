@@ -134,6 +134,7 @@ SELECT expires_at, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE
 """
 MARK_REFRESH_TOKEN_USED = "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1"
 DELETE_REFRESH_FAMILIES = "DELETE FROM refresh_tokens WHERE family_id = ANY($1::uuid[])"
+DELETE_PUSH_TOKENS = "DELETE FROM push_tokens WHERE user_id = $1 AND device_id = ANY($2::text[])"
 
 
 def _device(row: asyncpg.Record) -> DeviceRow:
@@ -158,19 +159,20 @@ def _revoked(rows: list[asyncpg.Record]) -> list[RevokedSession]:
 async def _end(
     conn: asyncpg.Connection, revoked: list[RevokedSession], *, keep_devices: bool
 ) -> None:
-    """What a revocation takes with it: the families' refresh tokens and, unless the device
-    stays (a new login of it), the devices (their biometric keys go with them)."""
+    """What a revocation takes with it: the families' refresh tokens, the devices' push
+    tokens (a logged-out phone must not light up; a new login registers again) and, unless
+    the device stays (a new login of it), the devices (their biometric keys go with them)."""
     if not revoked:
         return
     await conn.execute(DELETE_REFRESH_FAMILIES, [r.id for r in revoked])
-    if keep_devices:
-        return
     by_user: dict[str, list[str]] = {}
     for r in revoked:
         if r.device_id is not None:
             by_user.setdefault(r.user_id, []).append(r.device_id)
     for user_id, device_ids in by_user.items():
-        await conn.execute(DELETE_DEVICES, user_id, device_ids)
+        await conn.execute(DELETE_PUSH_TOKENS, user_id, device_ids)
+        if not keep_devices:
+            await conn.execute(DELETE_DEVICES, user_id, device_ids)
 
 
 @translates_failures

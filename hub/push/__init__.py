@@ -1,0 +1,1 @@
+"""Push notifications to devices that are not connected: APNs (alerts, VoIP) and FCM."""

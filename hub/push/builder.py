@@ -1,0 +1,103 @@
+"""Builds push: the providers that are configured, the queue every node shares, the writer
+the other capabilities hand jobs to, the worker the assembly runs, and the routes' service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import httpx
+
+from hub.foundation import Foundation
+from hub.push.apns import ApnsProvider
+from hub.push.enqueue import NoPushes, PushQueueWriter
+from hub.push.expand import LiveDevices, PushPlanner
+from hub.push.fcm import FcmProvider
+from hub.push.providers import Provider, trust
+from hub.push.service import PushService
+from hub.push.worker import PushWorker
+from hub.settings.push import PushSettings
+from storage.redis.push_queue import RedisPushQueue
+from storage.sql.push import NotificationStore, PushTokenStore
+from storage.sql.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pushes:
+    service: PushService
+    writer: PushQueueWriter | NoPushes
+    worker: PushWorker | None  # None: no provider configured, nothing to send
+
+
+def providers_of(settings: PushSettings) -> dict[str, Provider]:
+    context = trust(settings.ca_file)
+    providers: dict[str, Provider] = {}
+
+    def client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(http2=True, verify=context, timeout=settings.timeout_seconds)
+
+    if settings.apns_configured:
+        providers["apns"] = ApnsProvider(settings, client())
+    if settings.fcm_configured:
+        providers["fcm"] = FcmProvider(settings, client(), context)
+    return providers
+
+
+def build_push(
+    settings: PushSettings,
+    base: Foundation,
+    *,
+    tokens: PushTokenStore,
+    online: LiveDevices,
+    node_id: str,
+) -> Pushes:
+    providers = providers_of(settings)
+    _log_providers(settings, providers)
+    notifications = NotificationStore(base.pool)
+    service = PushService(
+        tokens=tokens,
+        notifications=notifications,
+        sessions=SessionStore(base.pool),
+        conversations=base.memberships,
+        configured=frozenset(providers),
+        clock=base.clock,
+    )
+    if not providers:
+        return Pushes(service, NoPushes(), None)
+    queue = RedisPushQueue(base.redis, base.keys, consumer=node_id)
+    planner = PushPlanner(
+        queue=queue,
+        keys=base.keys,
+        tokens=tokens,
+        notifications=notifications,
+        online=online,
+        clock=base.clock,
+        coalesce_ms=settings.coalesce_ms,
+    )
+    worker = PushWorker(
+        settings=settings,
+        queue=queue,
+        planner=planner,
+        tokens=tokens,
+        providers=providers,
+        metrics=base.metrics,
+        clock=base.clock,
+    )
+    return Pushes(service, PushQueueWriter(queue, base.keys, base.clock), worker)
+
+
+def _log_providers(settings: PushSettings, providers: Collection[str]) -> None:
+    apns = (
+        f"APNs configured (topic {settings.apns_topic}, {settings.apns_url or 'Apple'})"
+        if "apns" in providers
+        else "APNs not configured (no APNS_KEY_FILE)"
+    )
+    fcm = (
+        f"FCM configured ({settings.fcm_url})"
+        if "fcm" in providers
+        else "FCM not configured (no FCM_CREDENTIALS_FILE)"
+    )
+    log.info("push: %s; %s", apns, fcm)
