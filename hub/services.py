@@ -15,12 +15,15 @@ from hub.accounts.sessions import SessionService
 from hub.accounts.tokens import TokenService
 from hub.bands.builder import build_bands
 from hub.bands.gigs import GigService
+from hub.bands.invitations import InvitationService
 from hub.bands.service import BandService
 from hub.calls.builder import build_calls
 from hub.calls.livekit import LiveKitInstances
 from hub.calls.rooms import RoomAccess
 from hub.calls.service import CallService
 from hub.clock import Clock
+from hub.consent.builder import build_consent
+from hub.consent.service import ConsentService
 from hub.foundation import Foundation
 from hub.messaging.builder import build_messaging
 from hub.messaging.send_queue import SendQueue
@@ -48,6 +51,8 @@ class Services:
     metrics: HubMetrics
     clock: Clock
     bands: BandService
+    invitations: InvitationService
+    consent: ConsentService
     gigs: GigService
     livekit: LiveKitInstances
     calls: CallService
@@ -72,10 +77,14 @@ def build_hub(
 ) -> Hub:
     accounts = build_accounts(settings.accounts, base, devices)
     messaging = build_messaging(settings.messaging, base)
-    bands = build_bands(
-        base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
-    )
     calls = build_calls(settings.calls, base)
+    bands = build_bands(
+        settings.bands,
+        base,
+        server_secret=settings.accounts.jwt_secret,
+        public_url=settings.api.public_url,
+        leave_calls=calls.service.drop_from_band_calls,
+    )
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
@@ -87,6 +96,8 @@ def build_hub(
         metrics=base.metrics,
         clock=base.clock,
         bands=bands.service,
+        invitations=bands.invitations,
+        consent=build_consent(base, end_calls=calls.service.end_calls_between),
         gigs=bands.gigs,
         livekit=calls.livekit,
         calls=calls.service,

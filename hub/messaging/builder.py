@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.foundation import Foundation
+from hub.messaging.requests import RequestRule
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
 from hub.messaging.typing import TypingService
@@ -22,7 +23,8 @@ class Messaging:
 
 
 def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
-    store = MessageStore(base.pool)
+    rule = RequestRule(settings.max_request_messages, settings.requests_per_day)
+    store = MessageStore(base.pool, consent=rule)
     send_queue = SendQueue(store, base.fanout)
     service = MessagingService(
         messages=store,
@@ -33,6 +35,7 @@ def build_messaging(settings: MessagingSettings, base: Foundation) -> Messaging:
         clock=base.clock,
         sync_page_limit=settings.sync_page_limit,
         edit_window_ms=settings.edit_window_seconds * 1000,
+        max_request_messages=settings.max_request_messages,
     )
     typing = TypingService(
         memberships=base.memberships,

@@ -86,6 +86,11 @@ class MessageView(View):
     edit: EditView | None = Field(
         default=None, description="history only: the message's latest edit"
     )
+    request: Literal[True] | None = Field(
+        default=None,
+        description="direct, the recipient's copy only: it came as a message request "
+        "(from someone who was not a contact)",
+    )
 
 
 MessageViewDict = TypedDict(
@@ -102,6 +107,7 @@ MessageViewDict = TypedDict(
         "peer": str,
         "relatesTo": NotRequired[RelationViewDict],
         "edit": NotRequired[EditViewDict],
+        "request": NotRequired[Literal[True]],
     },
 )
 
@@ -130,6 +136,8 @@ def message_new(copy: StoredCopy) -> MessageViewDict:
             "type": cast("RelationType", copy.relates_type),
             "id": cast("str", copy.relates_to),
         }
+    if copy.request:
+        body["request"] = True
     return body
 
 

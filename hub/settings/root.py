@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from hub.settings.bands import BandSettings
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
 from hub.settings.sections import (
     AccountSettings,
@@ -40,6 +41,7 @@ class Settings:
     presence: PresenceSettings = field(default_factory=PresenceSettings)
     sockets: SocketSettings = field(default_factory=SocketSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    bands: BandSettings = field(default_factory=BandSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
 
