@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.phones.world import Progress, User, World
+from loadtest.phones.world import Pair, Progress, User, World
 from loadtest.plan import WorkerPlan
 
 PASSWORD = "load-test-password-1"
@@ -44,6 +44,39 @@ class Registrar:
 
             await asyncio.gather(*(one(u) for u in users))
         self.progress("register", done, len(users), force=True)
+
+    async def introduce(self, pairs: list[Pair]) -> None:
+        """Make each pair contacts before any socket connects, as bandmates do: the sender
+        makes a band and invites the recipient, who accepts. (A direct message to a stranger
+        is only a request: three messages, no receipts, until it is accepted.)"""
+        plan = self.plan
+        limit = asyncio.Semaphore(plan.register_concurrency)
+        connector = aiohttp.TCPConnector(limit=plan.register_concurrency)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        ) as http:
+
+            async def one(pair: Pair) -> None:
+                async with limit:
+                    await self.band_of(http, pair)
+
+            await asyncio.gather(*(one(p) for p in pairs))
+
+    async def band_of(self, http: aiohttp.ClientSession, pair: Pair) -> None:
+        base = self.plan.rest_urls[pair.sender.index % len(self.plan.rest_urls)]
+        name = {"name": f"lt-{self.plan.run_id}-{self.plan.index}-{pair.index}"}
+        band = await self.request(http, "POST", f"{base}/api/bands", name, pair.sender.token, 201)
+        invited = await self.request(
+            http,
+            "POST",
+            f"{base}/api/bands/{band['id']}/members",
+            {"userId": pair.recipient.user_id},
+            pair.sender.token,
+            201,
+        )
+        invitation = invited["invitation"]["id"]
+        url = f"{base}/api/invitations/{invitation}/accept"
+        await self.request(http, "POST", url, None, pair.recipient.token, 200)
 
     async def register(self, http: aiohttp.ClientSession, user: User) -> None:
         plan = self.plan
