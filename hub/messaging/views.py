@@ -32,8 +32,6 @@ from storage.sql.message_lifecycle import Tombstone
 from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
-
-
 RelationType = Literal["reaction", "reply", "edit"]
 
 
@@ -86,11 +84,7 @@ class MessageView(View):
     edit: EditView | None = Field(
         default=None, description="history only: the message's latest edit"
     )
-    request: Literal[True] | None = Field(
-        default=None,
-        description="direct, the recipient's copy only: it came as a message request "
-        "(from someone who was not a contact)",
-    )
+    request: Literal[True] | None = Field(default=None, description="came as a message request")
 
 
 MessageViewDict = TypedDict(
