@@ -199,7 +199,7 @@ SELECT k.blocked AS user_id, u.name, k.created_at
 FROM user_blocks k JOIN users u ON u.id = k.blocked
 WHERE k.blocker = $1 ORDER BY k.created_at DESC, k.blocked LIMIT $2
 """
-SELECT_BLOCKED_EITHER_WAY = """
+BLOCKED_EITHER_WAY = """
 SELECT EXISTS (
     SELECT 1 FROM user_blocks
     WHERE (blocker = $1 AND blocked = $2) OR (blocker = $2 AND blocked = $1)
@@ -242,9 +242,6 @@ class ConsentStore:
     async def blocks_by(self, blocker: str, limit: int) -> list[BlockRow]:
         rows = await self._pool.fetch(SELECT_BLOCKS_BY, blocker, limit)
         return [BlockRow(str(r["user_id"]), r["name"], r["created_at"]) for r in rows]
-
-    async def blocked_either_way(self, a: str, b: str) -> bool:
-        return bool(await self._pool.fetchval(SELECT_BLOCKED_EITHER_WAY, a, b))
 
 
 DAY_MS = 86_400_000

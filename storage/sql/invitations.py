@@ -22,6 +22,7 @@ from storage.sql.bands import (
     band_of,
     with_members,
 )
+from storage.sql.consent import BLOCKED_EITHER_WAY
 
 
 class AlreadyMember(Exception):
@@ -69,12 +70,6 @@ UPDATE band_invitations SET status = 'expired'
 WHERE band_id = $1 AND user_id = $2 AND status = 'pending' AND expires_at <= $3
 """
 IS_MEMBER = "SELECT EXISTS (SELECT 1 FROM band_members WHERE band_id = $1 AND user_id = $2)"
-BLOCKED_EITHER_WAY = """
-SELECT EXISTS (
-    SELECT 1 FROM user_blocks
-    WHERE (blocker = $1 AND blocked = $2) OR (blocker = $2 AND blocked = $1)
-)
-"""
 # Invitations and links made today by the band ($1) and by the inviter ($2).
 COUNT_MADE_TODAY = """
 SELECT
