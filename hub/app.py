@@ -46,8 +46,10 @@ from rest import attachments as rest_attachments
 from rest import auth, health, users
 from rest import bands as rest_bands
 from rest import calls as rest_calls
+from rest import consent as rest_consent
 from rest import devices as rest_devices
 from rest import gigs as rest_gigs
+from rest import invitations as rest_invitations
 from rest import livekit as rest_livekit
 from rest import messages as rest_messages
 from rest import openapi as rest_openapi
@@ -86,9 +88,11 @@ SOCKET_TABLES = (
 REST_TABLES = (
     auth.routes,
     users.routes,
+    rest_consent.routes,  # before messages: /api/messages/requests
     rest_messages.routes,
     health.routes,
     rest_bands.routes,
+    rest_invitations.routes,
     rest_gigs.routes,
     rest_openapi.routes,
     rest_livekit.routes,

@@ -18,12 +18,15 @@ from hub.attachments.ports import BlobStore
 from hub.attachments.service import AttachmentService
 from hub.bands.builder import build_bands
 from hub.bands.gigs import GigService
+from hub.bands.invitations import InvitationService
 from hub.bands.service import BandService
 from hub.calls.builder import build_calls
 from hub.calls.livekit import LiveKitInstances
 from hub.calls.rooms import RoomAccess
 from hub.calls.service import CallService
 from hub.clock import Clock
+from hub.consent.builder import build_consent
+from hub.consent.service import ConsentService
 from hub.foundation import Foundation
 from hub.messaging.builder import build_messaging
 from hub.messaging.send_queue import SendQueue
@@ -55,6 +58,8 @@ class Services:
     metrics: HubMetrics
     clock: Clock
     bands: BandService
+    invitations: InvitationService
+    consent: ConsentService
     gigs: GigService
     livekit: LiveKitInstances
     calls: CallService
@@ -88,10 +93,14 @@ def build_hub(
     accounts = build_accounts(settings.accounts, base, devices, push.service)
     attachments = build_attachments(settings.attachments, base, blobs)
     messaging = build_messaging(settings.messaging, base, attachments, push.writer)
-    bands = build_bands(
-        base, server_secret=settings.accounts.jwt_secret, public_url=settings.api.public_url
-    )
     calls = build_calls(settings.calls, base, push.writer)
+    bands = build_bands(
+        settings.bands,
+        base,
+        server_secret=settings.accounts.jwt_secret,
+        public_url=settings.api.public_url,
+        leave_calls=calls.service.drop_from_band_calls,
+    )
     services = Services(
         tokens=accounts.tokens,
         accounts=accounts.service,
@@ -103,6 +112,8 @@ def build_hub(
         metrics=base.metrics,
         clock=base.clock,
         bands=bands.service,
+        invitations=bands.invitations,
+        consent=build_consent(base, end_calls=calls.service.end_calls_between),
         gigs=bands.gigs,
         livekit=calls.livekit,
         calls=calls.service,

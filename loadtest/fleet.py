@@ -41,6 +41,8 @@ HUB_LOAD_ENV = {
     "API_REQUESTS_PER_IP": "100000000",
     "BCRYPT_ROUNDS": "4",
     "HUB_LOG_LEVEL": "WARNING",
+    # Watchers of churners open message requests (the churner's reply accepts them).
+    "REQUESTS_PER_DAY": "100000000",
 }
 
 

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from hub.bands.invitation_views import InvitationAnswer
 from hub.bands.service import BandRecord
 from hub.bands.views import BandPage, BandView
 from hub.protocol.fields import (
@@ -157,16 +158,22 @@ async def delete_band(request: web.Request) -> web.Response:
 
 @routes.post(
     f"{BAND}/members",
-    summary="Add a member as admin or member (owner, admin)",
+    summary="Invite a user to the band as admin or member (owner, admin)",
+    description="The member list does not change: the invitee's devices get band:invited, "
+    "and they join by accepting (POST /api/invitations/:id/accept). 403 between two people "
+    "one of whom blocked the other; 409 already a member or invited; 429 past "
+    "INVITATIONS_PER_DAY.",
     body=AddMember,
-    answer=BandView,
+    answer=InvitationAnswer,
     status=201,
 )
-async def add_member(request: web.Request, body: AddMember) -> web.Response:
+async def invite_member(request: web.Request, body: AddMember) -> web.Response:
     user_id = current_user(request)
     band_id = path_uuid(request, "band_id")
-    record = await request.app[SERVICES].bands.add_member(user_id, band_id, body.userId, body.role)
-    return band_answer(request, record, user_id, status=201)
+    invitation = await request.app[SERVICES].invitations.invite(
+        user_id, band_id, body.userId, body.role
+    )
+    return json_response(InvitationAnswer(invitation=invitation).wire(), status=201)
 
 
 @routes.put(

@@ -605,6 +605,12 @@ async def test_key_change_reaches_conversation_partners_only(hub_node: HubNode, 
         )
         assert ack["ok"], ack
         await bob_phone.next("message:new")
+        # A request is not a contact yet: keys:changed flows once bob accepts it.
+        status, _ = await api.request(
+            "POST", f"/api/messages/requests/{alice.id}/accept", token=bob.access_token
+        )
+        assert status == 204
+        await alice_phone.next("contact:accepted")
 
         new_key = await change_key(api, alice)
         changed = await bob_phone.next("keys:changed")

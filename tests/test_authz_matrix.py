@@ -70,6 +70,8 @@ class Scene:
     live_call_id: str = ""
     attachment_id: str = ""  # bound to the direct message: the owner's and the member's
     band_attachment_id: str = ""  # the owner's upload for the band, not bound yet
+    invitation_id: str = ""  # the bystander's pending invitation to the band
+    dead_link: str = ""  # an invite link the owner withdrew
     signer: nacl.signing.SigningKey | None = None
     phones: dict[str, Phone] = field(default_factory=dict)
     # A second session (device "spare") of each actor, for the cases that end a session.
@@ -202,6 +204,22 @@ async def build_scene(scene: Scene) -> None:
         currency="EUR",
     )
     scene.gig_id = gig["id"]
+    invited = await rest(
+        scene,
+        "POST",
+        f"/api/bands/{band['id']}/members",
+        token=owner.access_token,
+        json={"userId": scene.bystander.id},
+    )
+    assert invited.status == 201, invited.text
+    scene.invitation_id = invited.body["invitation"]["id"]
+    links = f"/api/bands/{band['id']}/invite-links"
+    live_link = await rest(scene, "POST", links, token=owner.access_token, json={})
+    dead_link = await rest(scene, "POST", links, token=owner.access_token, json={"maxUses": 1})
+    assert live_link.status == dead_link.status == 201, dead_link.text
+    scene.dead_link = dead_link.body["token"]
+    withdrawn = await rest(scene, "DELETE", f"{links}/{scene.dead_link}", token=owner.access_token)
+    assert withdrawn.status == 204, withdrawn.text
     dm = {"id": str(uuid.uuid4()), "to": member.id, **seal(owner, member, "just us")}
     assert (await owner_phone.call("message:send", dm))["ok"] is True
     scene.dm_id = dm["id"]
@@ -298,6 +316,8 @@ async def build_scene(scene: Scene) -> None:
         "band message id": scene.band_message_id,
         "band ciphertext": new_ciphertexts[0],
         "calendar token": calendar_token,
+        "invite link": live_link.body["token"],
+        "invitation id": scene.invitation_id,
         "first calendar token": old_calendar_token,
         "biometric key id": scene.key_id,
         "biometric verify key": verify_key,
@@ -767,6 +787,78 @@ CASES = [
         401,
         params=lambda s, a: {"instance": "main"},
         body=lambda s, a: {"event": "room_finished"},
+    ),
+    # Consent: requests and blocks are the caller's own; invitations the invitee's.
+    Case("GET", "/api/messages/requests", 200, check=no_items),
+    Case(
+        "POST",
+        "/api/messages/requests/{user_id}/accept",
+        404,
+        name="no request from the owner",
+        params=owner_id,
+    ),
+    Case(
+        "POST",
+        "/api/messages/requests/{user_id}/decline",
+        404,
+        name="no request from the owner",
+        params=owner_id,
+    ),
+    Case("GET", "/api/invitations", 200, check=no_items),
+    Case(
+        "POST",
+        "/api/invitations/{invitation_id}/accept",
+        404,
+        name="the bystander's invitation",
+        params=lambda s, a: {"invitation_id": s.invitation_id},
+    ),
+    Case(
+        "POST",
+        "/api/invitations/{invitation_id}/decline",
+        404,
+        name="the bystander's invitation",
+        params=lambda s, a: {"invitation_id": s.invitation_id},
+    ),
+    Case(
+        "DELETE",
+        "/api/bands/{band_id}/invitations/{invitation_id}",
+        404,
+        params=lambda s, a: {"band_id": s.band_id, "invitation_id": s.invitation_id},
+    ),
+    Case(
+        "POST",
+        "/api/bands/{band_id}/invite-links",
+        404,
+        params=band,
+        body=lambda s, a: {"role": "admin"},
+    ),
+    Case(
+        "DELETE",
+        "/api/bands/{band_id}/invite-links/{token}",
+        404,
+        params=lambda s, a: {"band_id": s.band_id, "token": s.dead_link},
+    ),
+    Case(
+        "POST",
+        "/api/invite-links/{token}/accept",
+        404,
+        name="a withdrawn link",
+        params=lambda s, a: {"token": s.dead_link},
+    ),
+    Case("GET", "/api/blocks", 200, check=items_without(lambda s: s.owner.id)),
+    Case(
+        "PUT",
+        "/api/blocks/{user_id}",
+        204,
+        name="the bystander (the caller's own decision)",
+        params=lambda s, a: {"user_id": s.bystander.id},
+    ),
+    Case(
+        "DELETE",
+        "/api/blocks/{user_id}",
+        204,
+        name="the bystander again",
+        params=lambda s, a: {"user_id": s.bystander.id},
     ),
 ]
 

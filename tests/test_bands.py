@@ -10,7 +10,7 @@ import pytest
 
 from hub.bands.views import BandPage, BandUpdatedEvent, BandView
 from tests.support import Account, Api, Phone, seal
-from tests.support.bands import create_band, roles
+from tests.support.bands import create_band, invite, join_band, roles
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ async def test_owner_and_admins_change_the_band_field_by_field(api: Api) -> None
         assert status == code and answer["error"]["details"]["field"] in ("name", "genre")
 
 
-async def test_members_are_added_once_and_only_as_admin_or_member(api: Api) -> None:
+async def test_members_are_invited_once_and_only_as_admin_or_member(api: Api) -> None:
     alice, bob, carol = await api.register_many("alice", "bob", "carol")
     band = await create_band(api, alice, bob)
     members = f"/api/bands/{band['id']}/members"
@@ -199,10 +199,19 @@ async def test_members_are_added_once_and_only_as_admin_or_member(api: Api) -> N
     ):
         status, answer = await api.request("POST", members, token=token, json=body)
         assert status == 400 and answer["error"]["code"] == "invalid_payload", body
-    status, band = await api.request(
+    status, answer = await api.request(
         "POST", members, token=token, json={"userId": carol.id, "role": "admin"}
     )
-    assert status == 201 and roles(band)[carol.id] == "admin"
+    assert status == 201 and answer["invitation"]["role"] == "admin", answer
+    assert roles((await get_band(api, alice, band["id"]))[1]) == roles(band)  # unchanged
+    status, again = await api.request("POST", members, token=token, json={"userId": carol.id})
+    assert status == 409 and again["error"]["code"] == "conflict"  # already invited
+    assert (await get_band(api, carol, band["id"]))[0] == 404  # nothing until accepting
+    invitation = answer["invitation"]["id"]
+    status, joined = await api.request(
+        "POST", f"/api/invitations/{invitation}/accept", token=carol.access_token
+    )
+    assert status == 200 and roles(joined)[carol.id] == "admin"
     status, listed = await api.request("GET", "/api/bands", token=carol.access_token)
     assert [b["id"] for b in listed["items"]] == [band["id"]]
     assert "calendarUrl" in listed["items"][0]
@@ -282,11 +291,11 @@ async def test_every_band_change_reaches_the_members_on_the_other_node(two_hub_n
 
         band = await create_band(api, alice)
         assert (await pushed(alice_phone, "created"))["band"]["id"] == band["id"]
+        invitation = await invite(api, alice, band["id"], bob)
+        assert (await bob_phone.next("band:invited"))["invitation"] == invitation
+        assert bob_phone.pending("band:updated") == 0  # invited is not a member yet
         await api.request(
-            "POST",
-            f"/api/bands/{band['id']}/members",
-            token=alice.access_token,
-            json={"userId": bob.id},
+            "POST", f"/api/invitations/{invitation['id']}/accept", token=bob.access_token
         )
         for phone in (alice_phone, bob_phone):
             event = await pushed(phone, "member_added")
@@ -297,12 +306,7 @@ async def test_every_band_change_reaches_the_members_on_the_other_node(two_hub_n
         assert (await pushed(bob_phone, "updated"))["band"]["name"] == "Renamed"
         await set_role(api, alice, band["id"], bob.id, "admin")
         assert roles((await pushed(bob_phone, "role_changed"))["band"])[bob.id] == "admin"
-        await Api(node_b.url).request(
-            "POST",
-            f"/api/bands/{band['id']}/members",
-            token=bob.access_token,
-            json={"userId": carol.id},
-        )
+        await join_band(Api(node_b.url), bob, band["id"], carol)
         await pushed(bob_phone, "member_added")
         await remove(api, alice, band["id"], bob.id)
         event = await pushed(bob_phone, "member_removed")  # the removed member hears it too
@@ -372,6 +376,10 @@ async def test_removal_ends_presence_both_ways_on_every_node(two_hub_nodes) -> N
         json={"id": str(uuid.uuid4()), "to": bob.id, **seal(dave, bob, "hi bob")},
     )
     assert status == 201
+    status, _ = await api.request(
+        "POST", f"/api/messages/requests/{dave.id}/accept", token=bob.access_token
+    )
+    assert status == 204
     alice_a = await Phone(alice, "alice-a").connect(node_a.url)
     alice_b = await Phone(alice, "alice-b").connect(node_b.url)
     bob_b = await Phone(bob, "bob-b").connect(node_b.url)

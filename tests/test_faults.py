@@ -10,6 +10,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from tests.support import Api, Phone, open_box, seal, start_hub_node
+from tests.support.bands import make_contacts
 from tests.support.faults import postgres_proxy_for, redis_proxy_for
 
 
@@ -31,6 +32,7 @@ async def test_sends_fail_retryably_while_postgres_is_down_and_resume_after(test
     try:
         api = Api(node.url)
         alice, bob = await api.register_many("alice", "bob")
+        await make_contacts(api, alice, bob)  # more than a request's 3 messages
         phone = await Phone(alice).connect(node.url)
         first = {"id": str(uuid.uuid4()), "to": bob.id, **seal(alice, bob, "before")}
         assert (await phone.call("message:send", first))["ok"]
@@ -67,6 +69,7 @@ async def test_fanout_and_presence_recover_when_redis_restarts_empty(test_env, t
     try:
         api = Api(node_a.url)
         alice, bob = await api.register_many("alice", "bob")
+        await make_contacts(api, alice, bob)  # more than a request's 3 messages
         alice_phone = await Phone(alice).connect(node_a.url)
         bob_phone = await Phone(bob).connect(node_b.url)
         sent = []

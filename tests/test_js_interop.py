@@ -33,6 +33,7 @@ from tests.support import (
     seal,
     two_nodes,
 )
+from tests.support.bands import make_contacts
 
 PHONE_JS = ROOT / "tests" / "js" / "phone.mjs"
 NODE_PACKAGES = ("socket.io-client", "tweetnacl")
@@ -364,6 +365,7 @@ async def test_js_client_that_can_only_long_poll_still_works(js_phone, hub_node,
 
 async def test_js_client_sync_catches_up_after_being_offline(js_phone, hub_node, api):
     alice, bob = await api.register("alice"), await api.register("bob")
+    await make_contacts(api, alice, bob)  # more than a request's 3 messages
     texts = [f"take {i}: Café Olé 🎸" for i in range(5)]
     alice_phone = await Phone(alice).connect(hub_node.url)
     sent = []
@@ -399,6 +401,7 @@ async def test_a_burst_of_200_keeps_its_order_on_another_node(js_phone, burst_no
     node_a, node_b = burst_nodes
     api = Api(node_a.url)
     alice, bob = await api.register("alice"), await api.register("bob")
+    await make_contacts(api, alice, bob)  # more than a request's 3 messages
     bob_phone = await Phone(bob).connect(node_b.url)
     try:
         phone = await js_phone(

@@ -8,6 +8,7 @@ from typing import Any
 from hub.messaging.views import ConversationPage, MessagePage, ReadMarkView, SentMessageView
 from hub.protocol.cursors import encode_cursor
 from tests.support import Account, Api, Phone, open_box, seal
+from tests.support.bands import make_contacts
 
 
 async def send_rest(api: Api, sender: Account, to: Account, text: str) -> str:
@@ -76,6 +77,7 @@ async def test_conversations_list_last_message_and_unread_count(hub_node):
 async def test_history_pages_backwards_with_a_cursor(hub_node):
     api = Api(hub_node.url)
     alice, bob = await api.register_many("alice", "bob")
+    await make_contacts(api, alice, bob)  # more than a request's 3 messages
     phone = await Phone(alice).connect(hub_node.url)
     try:
         sent = []

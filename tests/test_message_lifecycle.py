@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from tests.support import Account, Api, Phone, open_box, seal, start_hub_node
-from tests.support.bands import create_band
+from tests.support.bands import create_band, make_contacts
 
 
 def direct(sender: Account, to: Account, text: str, **extra: Any) -> dict[str, Any]:
@@ -210,6 +210,7 @@ async def test_a_delete_erases_every_copy_and_reaches_every_device(two_hub_nodes
     node_a, node_b = two_hub_nodes
     api = Api(node_a.url)
     alice, bob, carol = await api.register_many("alice", "bob", "carol")
+    await make_contacts(api, alice, bob)  # more than a request's 3 messages
     alice_phone = await Phone(alice).connect(node_a.url)
     alice_laptop = await Phone(alice, "laptop").connect(node_b.url)
     bob_phone = await Phone(bob).connect(node_b.url)

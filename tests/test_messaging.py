@@ -11,6 +11,7 @@ import pytest
 from hub.messaging.views import MarkedView, SentMessageView, SyncPageView, TypingAckView
 from hub.protocol.models import View
 from tests.support import Api, Phone, open_box, seal
+from tests.support.bands import make_contacts
 
 
 def answered(ack: Any, model: type[View]) -> Any:
@@ -97,6 +98,7 @@ async def test_same_id_for_another_recipient_is_a_conflict(two_hub_nodes, api_a)
 async def test_offline_recipient_catches_up_with_sync_in_pages(two_hub_nodes, api_a):
     node_a, node_b = two_hub_nodes
     alice, bob = await api_a.register("alice"), await api_a.register("bob")
+    await make_contacts(api_a, alice, bob)  # more than a request's 3 messages
     alice_phone = await Phone(alice).connect(node_a.url)
     sent = []
     try:
@@ -127,6 +129,7 @@ async def test_offline_recipient_catches_up_with_sync_in_pages(two_hub_nodes, ap
 async def test_receipts_reach_the_sender_on_the_other_node(two_hub_nodes, api_a):
     node_a, node_b = two_hub_nodes
     alice, bob = await api_a.register("alice"), await api_a.register("bob")
+    await make_contacts(api_a, alice, bob)  # receipts flow between contacts only
     alice_phone = await Phone(alice).connect(node_a.url)
     bob_phone = await Phone(bob, "bob-phone").connect(node_b.url)
     bob_laptop = await Phone(bob, "bob-laptop").connect(node_a.url)
@@ -171,6 +174,14 @@ async def test_typing_is_relayed_to_the_other_side_only(two_hub_nodes, api_a):
         await alice_phone.call(
             "message:send", {"id": str(uuid.uuid4()), "to": bob.id, **seal(alice, bob, "yo")}
         )
+        # Still a request: no typing until bob accepts it.
+        refused = await alice_phone.call("typing", {"to": bob.id, "state": "start"})
+        assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+        status, _ = await api_a.request(
+            "POST", f"/api/messages/requests/{alice.id}/accept", token=bob.access_token
+        )
+        assert status == 204
+        assert (await alice_phone.next("contact:accepted")) == {"userId": bob.id}
         ack = await alice_phone.call("typing", {"to": bob.id, "state": "start"})
         assert answered(ack, TypingAckView) == {"ok": True, "relayed": True}
         assert await bob_phone.next("typing") == {"from": alice.id, "to": bob.id, "state": "start"}

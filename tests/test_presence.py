@@ -17,6 +17,11 @@ async def _converse(api: Api, url: str) -> tuple:  # type: ignore[type-arg]
         assert ack["ok"], ack
     finally:
         await phone.close()
+    # A first message to a stranger is a request: the conversation counts once accepted.
+    status, _ = await api.request(
+        "POST", f"/api/messages/requests/{alice.id}/accept", token=bob.access_token
+    )
+    assert status == 204
     return alice, bob
 
 

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from tests.support import Account, Api, Phone, seal
+from tests.support.bands import make_contacts
 from tests.support.calls import CallPhone, fake_livekit, no_event, seed_conversation  # noqa: F401
 from tests.support.push import TOPIC, PushFakes, push_fakes, push_nodes  # noqa: F401
 
@@ -73,6 +74,7 @@ async def test_a_message_to_a_phone_in_a_pocket_on_node_b_gets_one_alert_with_it
     node_a, node_b = await push_nodes()
     api = Api(node_a.url)
     alice, bob = await api.register_many("alice", "bob")
+    await make_contacts(api, alice, bob)
     phone_token, tablet_token = apns_token(), apns_token()
     await pocket_device(node_b.url, bob, "iphone", provider="apns", token=phone_token)
     tablet = await Phone(bob, "ipad").connect(node_b.url)
@@ -132,6 +134,7 @@ async def test_a_call_rings_the_iphone_by_voip_and_the_android_by_fcm_and_cancel
     (node,) = await push_nodes(count=1)
     api = Api(node.url)
     alice, bob = await api.register_many("alice", "bob")
+    await make_contacts(api, alice, bob)
     await seed_conversation(test_env.database_url, alice, bob)
     iphone_token, voip_token, android_token = apns_token(), apns_token(), fcm_token()
     await pocket_device(
@@ -208,6 +211,7 @@ async def test_reading_on_the_tablet_sends_the_phone_in_the_pocket_its_new_badge
 ):
     (node,) = await push_nodes(count=1)
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     android = fcm_token()
     await pocket_device(node.url, bob, "pixel", provider="fcm", token=android)
     tablet = await Phone(bob, "tablet").connect(node.url)
@@ -241,6 +245,7 @@ async def test_a_muted_conversation_sends_no_push_and_others_still_do(
     (node,) = await push_nodes(count=1)
     api = Api(node.url)
     alice, carol, bob = await api.register_many("alice", "carol", "bob")
+    await make_contacts(api, bob, alice, carol)
     token = apns_token()
     await pocket_device(node.url, bob, "iphone", provider="apns", token=token)
     from_alice = await Phone(alice).connect(node.url)
@@ -272,12 +277,43 @@ async def test_a_muted_conversation_sends_no_push_and_others_still_do(
         await from_carol.close()
 
 
+async def test_a_message_request_from_a_stranger_alerts_nobody_and_a_contacts_message_does(
+    push_nodes,  # noqa: F811
+    push_fakes: PushFakes,  # noqa: F811
+):
+    """A stranger's messages are requests (consent): they wait silently in the requests list;
+    the same phone still gets the alert of a contact's message sent after them."""
+    (node,) = await push_nodes(count=1)
+    api = Api(node.url)
+    stranger, carol, bob = await api.register_many("stranger", "carol", "bob")
+    await make_contacts(api, bob, carol)
+    token = apns_token()
+    await pocket_device(node.url, bob, "iphone", provider="apns", token=token)
+    from_stranger = await Phone(stranger).connect(node.url)
+    from_carol = await Phone(carol).connect(node.url)
+    try:
+        await send(from_stranger, stranger, bob, "buy my mixtape")
+        await send(from_stranger, stranger, bob, "please")
+        await send(from_carol, carol, bob)
+        await push_fakes.apns.wait_for(lambda: len(push_fakes.apns.delivered) == 1)
+        await asyncio.sleep(1)
+        assert [r.payload["hub"]["from"] for r in push_fakes.apns.received] == [carol.id]
+        status, requests = await api.request(
+            "GET", "/api/messages/requests", token=bob.device_tokens["iphone"]
+        )
+        assert status == 200 and [r["userId"] for r in requests["items"]] == [stranger.id]
+    finally:
+        await from_stranger.close()
+        await from_carol.close()
+
+
 async def test_a_token_apns_calls_gone_is_removed(
     push_nodes,  # noqa: F811
     push_fakes: PushFakes,  # noqa: F811
 ):
     (node,) = await push_nodes(count=1)
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     token = apns_token()
     push_fakes.apns.token_answers[token] = (410, "Unregistered")
     await pocket_device(node.url, bob, "iphone", provider="apns", token=token)
@@ -311,6 +347,7 @@ async def test_fcm_unregistered_removes_the_token(
 ):
     (node,) = await push_nodes(count=1)
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     token = fcm_token()
     push_fakes.fcm.unregistered.add(token)
     await pocket_device(node.url, bob, "pixel", provider="fcm", token=token)
@@ -337,6 +374,7 @@ async def test_a_provider_answering_503_twice_then_200_gets_the_push_delivered_o
 ):
     (node,) = await push_nodes(count=1)
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     token = apns_token()
     push_fakes.apns.scripted.answers += [
         (503, "ServiceUnavailable", None),
@@ -361,6 +399,7 @@ async def test_a_node_killed_between_commit_and_push_still_gets_the_push_out_fro
     timing = {"PUSH_TIMEOUT_SECONDS": "5", "PUSH_CLAIM_IDLE_MS": "6000"}
     (node_a,) = await push_nodes(count=1, **timing)
     alice, bob = await Api(node_a.url).register_many("alice", "bob")
+    await make_contacts(Api(node_a.url), alice, bob)
     token = apns_token()
     await pocket_device(node_a.url, bob, "iphone", provider="apns", token=token)
     push_fakes.apns.hold_next = 1  # node A's request is never answered
@@ -381,6 +420,7 @@ async def test_a_burst_of_50_messages_makes_a_handful_of_pushes_the_last_with_th
 ):
     (node,) = await push_nodes(count=1, PUSH_COALESCE_MS="1500")
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     token = fcm_token()
     await pocket_device(node.url, bob, "pixel", provider="fcm", token=token)
     sender = await Phone(alice).connect(node.url)
@@ -410,6 +450,7 @@ async def test_a_deleted_message_withdraws_its_alert_with_a_background_push(
 ):
     (node,) = await push_nodes(count=1)
     alice, bob = await Api(node.url).register_many("alice", "bob")
+    await make_contacts(Api(node.url), alice, bob)
     token = apns_token()
     await pocket_device(node.url, bob, "iphone", provider="apns", token=token)
     sender = await Phone(alice).connect(node.url)

@@ -38,6 +38,8 @@ def test_only_an_offline_unmuted_recipient_of_an_alerting_message_gets_a_push():
         assert not wants_message_push(recipient(item)), silent
     reply = MessageItem("bob", "alice", "m3", "alice", 9, None, "reply", 1_000)
     assert wants_message_push(recipient(reply))
+    request = MessageItem("bob", "alice", "m4", "alice", 10, None, None, 1_000, request=True)
+    assert not wants_message_push(recipient(request)), "a message request alerts nobody"
 
 
 def test_retries_back_off_exponentially_unless_the_provider_says_when():

@@ -15,6 +15,7 @@ import uuid
 import aiohttp
 
 from tests.support import Api, Phone, start_hub_node
+from tests.support.bands import make_contacts
 
 
 def masked_text_frame(text: str) -> bytes:
@@ -69,6 +70,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_carry_on(test_e
     try:
         api = Api(node.url)
         sender, stuck = await api.register_many("sender", "stuck")
+        await make_contacts(api, sender, stuck)  # more than a request's 3 messages
         stuck_writer = await connect_and_stop_reading(node.port, stuck.access_token)
         phone = await Phone(sender).connect(node.url)
         blob = base64.b64encode(os.urandom(60_000)).decode()

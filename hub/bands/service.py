@@ -10,7 +10,9 @@ ids cannot be probed; a member without the role for an action gets ``forbidden``
 
 Each change is committed, then pushed as ``band:updated {band, change}`` to the members after
 the change and to anyone it removed (so their app drops the band). Ending a membership also
-revokes presence, on every node, between people who no longer share a band or a conversation.
+revokes presence, on every node, between people who are no longer contacts, and takes the
+former member out of the band's live calls and LiveKit rooms. Members join only by accepting
+an invitation or an invite link (``hub/bands/invitations.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Literal
 
 from hub.bands.views import (
@@ -33,16 +35,16 @@ from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.protocol.cursors import Page, cursor_uuid, decode_cursor, page_of, read_part
+from storage.sql.bands import BandRecord as BandRecord  # what REST shapes: re-exported
 from storage.sql.bands import (
-    BandGone,
     BandStillReferenced,
     BandStore,
     MembershipStore,
-    UnknownUser,
 )
-from storage.sql.bands import BandRecord as BandRecord  # what REST shapes: re-exported
 
 MANAGER_ROLES = frozenset({"owner", "admin"})
+# (band, user): the user is no longer a member; their band calls and rooms must drop them.
+LeaveCalls = Callable[[str, str], Awaitable[None]]
 EDITABLE_FIELDS = frozenset({"name", "genre"})
 
 
@@ -105,7 +107,9 @@ class BandService:
         clock: Clock,
         calendar_key: bytes,
         public_url: str | None,
+        leave_calls: LeaveCalls,
     ) -> None:
+        self._leave_calls = leave_calls
         self._bands = bands
         self._memberships = memberships
         self._fanout = fanout
@@ -177,28 +181,12 @@ class BandService:
         except BandStillReferenced:
             raise Conflict("other records still point at this band; it cannot be deleted") from None
         members = record.member_ids
+        for member in sorted(members):
+            await self._leave_calls(band_id, member)
         await self._revoke_presence(
             {m: await self._lost_visibility(m, members - {m}) for m in members}
         )
         await self._push(record, "deleted")
-
-    async def add_member(
-        self, user_id: str, band_id: str, new_member: str, role: str
-    ) -> BandRecord:
-        _, actor_role = await self.access_band(user_id, band_id)
-        require_manager(actor_role, "add members")
-        if role == "owner":
-            raise InvalidPayload("add as admin or member; make someone owner with a role change")
-        try:
-            added = await self._bands.add_member(band_id, new_member, role, self._clock())
-        except UnknownUser:
-            raise NotFound("no such user") from None
-        except BandGone:
-            raise NotFound("no such band") from None
-        if added is None:
-            raise Conflict("already a member of this band")
-        await self._push(added, "member_added", member_id=new_member)
-        return added
 
     async def change_role(
         self, user_id: str, band_id: str, member_id: str, new_role: str
@@ -238,6 +226,7 @@ class BandService:
         lost = await self._lost_visibility(member_id, after.member_ids)
         # Sharing a band or a conversation is symmetric, so one query answers both ways.
         await self._revoke_presence({member_id: lost, **{m: {member_id} for m in lost}})
+        await self._leave_calls(band_id, member_id)
         await self._push(after, "member_removed", member_id=member_id, also=[member_id])
         return after
 

@@ -18,6 +18,7 @@ from livekit.api import (
     AccessToken,
     CreateRoomRequest,
     LiveKitAPI,
+    RoomParticipantIdentity,
     ServerError,
     TokenVerifier,
     VideoGrants,
@@ -158,6 +159,24 @@ class LiveKitInstances:
                 f"the LiveKit instance {instance!r} did not answer; retry shortly"
             ) from None
         return str(created.sid)
+
+    def configured(self) -> list[str]:
+        return sorted(self._configs)
+
+    async def remove_participant(self, instance: str, room: str, identity: str) -> None:
+        """Throw ``identity`` out of ``room`` through LiveKit's server API (RoomService
+        ``RemoveParticipant``). Someone not in the room (LiveKit answers not_found) is fine;
+        a LiveKit that does not answer is logged: their token expires by itself."""
+        config = self.instance(instance)
+        request = RoomParticipantIdentity(room=room, identity=identity)
+        try:
+            async with LiveKitAPI(config.api_url, config.api_key, config.api_secret) as client:
+                await client.room.remove_participant(request)
+        except ServerError as exc:
+            if exc.code != "not_found":
+                log.warning("LiveKit %s refused RemoveParticipant: %s", instance, exc)
+        except Exception:
+            log.warning("LiveKit %s did not answer RemoveParticipant", instance, exc_info=True)
 
     def webhook_receiver(self, instance: str) -> WebhookReceiver:
         """Checks a webhook against that instance's own key and secret."""

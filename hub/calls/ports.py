@@ -46,6 +46,9 @@ class LiveCalls(Protocol):
     async def forget_deadline(self, call_id: str) -> None:
         """Drop the deadline of a call that is gone."""
 
+    async def live_call_ids(self) -> list[str]:
+        """Every call that has not ended."""
+
 
 class CallHistory(Protocol):
     """Finished calls, kept for ``GET /api/calls``."""
@@ -66,7 +69,7 @@ class Memberships(Protocol):
         """Empty for a band that does not exist."""
 
     async def visible_among(self, user_id: str, others: list[str]) -> set[str]:
-        """Those of ``others`` who share a band or a direct conversation with the user."""
+        """Those of ``others`` who are the user's contacts (``storage/sql/bands.py``)."""
 
 
 class Named(Protocol):

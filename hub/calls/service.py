@@ -15,18 +15,22 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from hub.calls.livekit import LiveKitInstances, RoomGrant, call_room, parse_room
+from hub.calls.livekit import LiveKitInstances, RoomGrant, band_room, call_room, parse_room
 from hub.calls.ports import CallHistory, CallPushes, LiveCalls, Memberships, UserNames
 from hub.calls.rules import USER_EVENTS, CallEvent, Transition, advance, new_call
 from hub.calls.state import CallState
 from hub.clock import Clock
-from hub.errors import Conflict, Forbidden, InvalidPayload, NotFound
+from hub.errors import Conflict, Forbidden, HubError, InvalidPayload, NotFound
 from hub.fanout import Delivery, Fanout
 from hub.protocol.cursors import Page, decode_cursor, page_of
 from storage.redis.calls import CallWrite
 from storage.sql.calls import FinishedCall
 
 log = logging.getLogger(__name__)
+# The one refusal for a stranger, someone who declined, and a block, alike.
+NOT_A_CONTACT = "calls are only between contacts"
+NOT_YOURS = "you may join only calls you are part of"
+GONE = "no such call, or it has ended"
 
 # A call's keys outlive its next deadline by this much, so a sweep (or a lease that ran out
 # on a node that died) always finds the call before Redis forgets it.
@@ -136,7 +140,11 @@ class CallService:
         return Invitation(state, url, grant)
 
     async def accept(self, actor: CallParty, call_id: str) -> RoomGrant:
-        """First accept wins; the acceptor's other devices stop ringing."""
+        """First accept wins; the acceptor's other devices stop ringing. A band call is
+        answered only by someone who is still a member (leaving is leaving)."""
+        live = await self.live_call(call_id)
+        if live is not None and live.band is not None:
+            await self._still_member(live.band, actor.user_id, NotFound, GONE)
         state = await self._apply(call_id, "accept", actor)
         assert state is not None
         return await self._grant(state, actor.user_id)
@@ -200,7 +208,7 @@ class CallService:
             if to == caller:
                 raise InvalidPayload("to: call someone else")
             if to not in await self._memberships.visible_among(caller, [to]):
-                raise Forbidden("calls are only between people who share a band or a conversation")
+                raise Forbidden(NOT_A_CONTACT)
             return [to]
         assert band is not None
         members = await self._memberships.band_member_ids(band)
@@ -237,7 +245,7 @@ class CallService:
         def decide(fields: dict[str, str] | None) -> tuple[CallWrite | None, Transition | None]:
             if fields is None:
                 if event in USER_EVENTS:
-                    raise NotFound("no such call, or it has ended")
+                    raise NotFound(GONE)
                 return None, None
             before = CallState.from_fields(fields)
             if instance is not None and before.instance != instance:
@@ -321,5 +329,45 @@ class CallService:
         """The live call, if the user is one of its participants on that instance."""
         state = await self.live_call(call_id)
         if state is None or user_id not in state.participants or state.instance != instance:
-            raise Forbidden("you may join only calls you are part of")
+            raise Forbidden(NOT_YOURS)
+        if state.band is not None:
+            await self._still_member(state.band, user_id, Forbidden, NOT_YOURS)
         return state
+
+    async def _still_member(
+        self, band_id: str, user_id: str, refusal: type[HubError], message: str
+    ) -> None:
+        if user_id not in await self._memberships.band_member_ids(band_id):
+            raise refusal(message)
+
+    async def end_calls_between(self, a: str, b: str) -> None:
+        """After a block: a 1:1 call between the two ends as if its caller ended it (a
+        ringing one is cancelled, an answered one hung up), with the usual notices."""
+        for state in await self._live_calls():
+            if state.band is None and state.participants == {a, b}:
+                event: CallEvent = "cancel" if state.phase == "ringing" else "hangup"
+                await self._end_quietly(state.id, event, state.caller)
+
+    async def drop_from_band_calls(self, band_id: str, user_id: str) -> None:
+        """After ``user_id`` left ``band_id`` (or was removed): they leave its live calls (a
+        hangup: ringing stops, the others go on) and LiveKit throws them out of the room."""
+        for state in await self._live_calls():
+            if state.band == band_id and user_id in state.participants:
+                await self._end_quietly(state.id, "hangup", user_id)
+                await self._livekit.remove_participant(state.instance, state.room, user_id)
+        for instance in self._livekit.configured():
+            await self._livekit.remove_participant(instance, band_room(band_id), user_id)
+
+    async def _live_calls(self) -> list[CallState]:
+        calls = []
+        for call_id in await self._calls.live_call_ids():
+            state = await self.live_call(call_id)
+            if state is not None:
+                calls.append(state)
+        return calls
+
+    async def _end_quietly(self, call_id: str, event: CallEvent, user_id: str) -> None:
+        try:
+            await self._apply(call_id, event, CallParty(user_id, None))
+        except (NotFound, Conflict, Forbidden):
+            pass  # it ended meanwhile, or the event no longer applies

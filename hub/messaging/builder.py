@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hub.attachments.service import AttachmentService
 from hub.foundation import Foundation
+from hub.messaging.requests import RequestRule
 from hub.messaging.send_queue import SendQueue
 from hub.messaging.service import MessagingService
 from hub.messaging.typing import TypingService
@@ -29,7 +30,8 @@ def build_messaging(
     attachments: AttachmentService,
     pushes: PushQueueWriter | NoPushes,
 ) -> Messaging:
-    store = MessageStore(base.pool)
+    rule = RequestRule(settings.max_request_messages, settings.requests_per_day)
+    store = MessageStore(base.pool, consent=rule)
     send_queue = SendQueue(store, base.fanout, pushes)
     service = MessagingService(
         messages=store,
@@ -42,6 +44,7 @@ def build_messaging(
         sync_page_limit=settings.sync_page_limit,
         edit_window_ms=settings.edit_window_seconds * 1000,
         pushes=pushes,
+        max_request_messages=settings.max_request_messages,
     )
     typing = TypingService(
         memberships=base.memberships,

@@ -137,6 +137,7 @@ class SendQueue:
                             copy.band_id,
                             copy.relates_type,
                             copy.ts,
+                            copy.request,
                         )
                         for copy in outcome.copies  # the sender's own too: push decides
                     )

@@ -15,7 +15,16 @@ from typing import Any, cast
 
 from hub.attachments.service import AttachmentService
 from hub.clock import Clock
-from hub.errors import AttachmentUnusable, Conflict, Forbidden, InvalidPayload, NotFound
+from hub.consent.views import contact_accepted
+from hub.errors import (
+    AttachmentUnusable,
+    Conflict,
+    Forbidden,
+    HubError,
+    InvalidPayload,
+    NotFound,
+    RateLimited,
+)
 from hub.fanout import Delivery, Fanout
 from hub.messaging.rules import check_edit, check_relation_target, may_delete
 from hub.messaging.send_queue import SendQueue
@@ -71,6 +80,24 @@ class Envelope:
 
 
 SYNC_PAGE_BYTES = 1024 * 1024
+# One answer for a declined request and for a block either way, so the blocked side cannot
+# tell the two apart.
+NOT_ACCEPTING = "this user does not accept messages from you"
+REQUEST_RETRY_SECONDS = 3600
+
+
+def _refusal(verdict: str, max_request_messages: int) -> HubError:
+    if verdict == "pending_full":
+        return Forbidden(
+            f"your message request is pending: at most {max_request_messages} messages "
+            "until it is accepted"
+        )
+    if verdict == "daily_full":
+        return RateLimited(
+            "too many new message requests today; try again later",
+            retry_after_seconds=REQUEST_RETRY_SECONDS,
+        )
+    return Forbidden(NOT_ACCEPTING)
 
 
 class MessagingService:
@@ -87,8 +114,10 @@ class MessagingService:
         sync_page_limit: int,
         edit_window_ms: int,
         pushes: PushQueueWriter | NoPushes,
+        max_request_messages: int,
     ) -> None:
         self._pushes = pushes
+        self._max_request_messages = max_request_messages
         self._messages = messages
         self._lifecycle = lifecycle
         self._attachments = attachments
@@ -262,6 +291,13 @@ class MessagingService:
             ) from None
         except MissingUser:
             raise NotFound("no such recipient") from None
+        if outcome.refusal is not None:
+            raise _refusal(outcome.refusal, self._max_request_messages)
+        if outcome.accepted_request is not None:
+            accepted = contact_accepted(sender.user_id).wire()
+            await self._fanout.deliver(
+                [Delivery(outcome.accepted_request, "contact:accepted", accepted)]
+            )
         stored = outcome.message
         if not outcome.copies and (stored.sender_id, stored.recipient_id, stored.band_id) != (
             sender.user_id,
@@ -332,6 +368,8 @@ class MessagingService:
         by_sender: dict[str, list[str]] = defaultdict(list)
         for change in changes:
             by_sender[change.sender_id].append(change.message_id)
+        # Receipts go to contacts only: not for a pending request, nor across a block.
+        contacts = await self._memberships.visible_among(reader_id, sorted(by_sender))
         deliveries = [
             Delivery(
                 sender_id,
@@ -339,6 +377,7 @@ class MessagingService:
                 cast("dict[str, Any]", receipt_event(sent_ids, reader_id, status, now)),
             )
             for sender_id, sent_ids in by_sender.items()
+            if sender_id in contacts
         ]
         everything = receipt_event([c.message_id for c in changes], reader_id, status, now)
         deliveries.append(

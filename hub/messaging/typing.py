@@ -14,6 +14,10 @@ from storage.sql.bands import MembershipStore
 THROTTLE_MEMORY = 50_000
 
 
+# The one refusal for a stranger, a pending request, a decline and a block alike.
+NOT_A_CONTACT = "typing goes only to contacts (a shared band or an accepted conversation)"
+
+
 class TypingService:
     def __init__(
         self, *, memberships: MembershipStore, fanout: Fanout, clock: Clock, min_interval_ms: int
@@ -52,7 +56,7 @@ class TypingService:
             return False
         if to is not None:
             if not await self._memberships.visible_among(user_id, [to]):
-                raise Forbidden("you share no band or conversation with this user")
+                raise Forbidden(NOT_A_CONTACT)
             self._record(key, now)
             event = cast("dict[str, Any]", typing_to_user(user_id, to, state))
             await self._fanout.deliver([Delivery(to, "typing", event)])

@@ -32,8 +32,6 @@ from storage.sql.message_lifecycle import Tombstone
 from storage.sql.message_rows import ConversationSummary, StoredCopy, StoredMessage
 
 ReceiptStatus = Literal["delivered", "read"]
-
-
 RelationType = Literal["reaction", "reply", "edit"]
 
 
@@ -86,6 +84,7 @@ class MessageView(View):
     edit: EditView | None = Field(
         default=None, description="history only: the message's latest edit"
     )
+    request: Literal[True] | None = Field(default=None, description="came as a message request")
 
 
 MessageViewDict = TypedDict(
@@ -102,6 +101,7 @@ MessageViewDict = TypedDict(
         "peer": str,
         "relatesTo": NotRequired[RelationViewDict],
         "edit": NotRequired[EditViewDict],
+        "request": NotRequired[Literal[True]],
     },
 )
 
@@ -130,6 +130,8 @@ def message_new(copy: StoredCopy) -> MessageViewDict:
             "type": cast("RelationType", copy.relates_type),
             "id": cast("str", copy.relates_to),
         }
+    if copy.request:
+        body["request"] = True
     return body
 
 

@@ -154,7 +154,7 @@ class PresenceService:
         hidden = [u for u in others if u not in visible]
         if hidden:
             raise Forbidden(
-                "presence is visible only to people who share a band or a conversation",
+                "presence is visible only to contacts (a shared band or an accepted conversation)",
                 details={"users": hidden[:50]},
             )
         stored = await self._devices.presence_of(wanted, now_ms=self._clock())

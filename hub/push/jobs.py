@@ -30,6 +30,9 @@ class MessageItem:
     band_id: str | None
     relates_type: str | None
     stored_at: int
+    # The recipient's copy of a message request (to someone who is not a contact): it alerts
+    # nobody. Last and defaulted, so a job queued by an older node still decodes.
+    request: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ def encode_job(job: Job) -> bytes:
                     i.band_id,
                     i.relates_type,
                     i.stored_at,
+                    i.request,
                 ]
                 for i in job.items
             ],

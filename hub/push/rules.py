@@ -24,12 +24,14 @@ class MessageRecipient:
 
 
 def wants_message_push(recipient: MessageRecipient) -> bool:
-    """A device gets an alert for a message when it is someone else's message, one that
-    alerts at all, in a conversation that is not muted, and the device has no live socket
-    (a connected device has the socket event already)."""
+    """A device gets an alert for a message when it is someone else's message, not a
+    message request (a stranger's first messages wait in the requests list, silently), one
+    that alerts at all, in a conversation that is not muted, and the device has no live
+    socket (a connected device has the socket event already)."""
     item = recipient.item
     return (
         item.user_id != item.sender_id
+        and not item.request
         and item.relates_type not in SILENT_RELATIONS
         and not recipient.muted
         and not recipient.device_online

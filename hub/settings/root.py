@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hub.settings.attachments import AttachmentSettings
+from hub.settings.bands import BandSettings
 from hub.settings.integrations import livekit_dev_instances, load_or_create_dev_secret
 from hub.settings.push import PushSettings
 from hub.settings.sections import (
@@ -43,6 +44,7 @@ class Settings:
     sockets: SocketSettings = field(default_factory=SocketSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    bands: BandSettings = field(default_factory=BandSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     push: PushSettings = field(default_factory=PushSettings)

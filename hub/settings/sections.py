@@ -246,6 +246,15 @@ class MessagingSettings:
     edit_window_seconds: int = setting(
         "EDIT_WINDOW_SECONDS", 86400, "how long after sending a message may be edited", minimum=0
     )
+    max_request_messages: int = setting(
+        "MAX_REQUEST_MESSAGES",
+        3,
+        "messages a sender may put into a message request until its recipient accepts it",
+        minimum=1,
+    )
+    requests_per_day: int = setting(
+        "REQUESTS_PER_DAY", 20, "new message requests one user may open in 24 hours", minimum=1
+    )
 
 
 @dataclass(frozen=True, slots=True)

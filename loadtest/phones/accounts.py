@@ -7,14 +7,16 @@ and a ``429`` stops at once with the hint the operator needs (the hub's per-IP R
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 
-from loadtest.phones.world import Progress, User, World
+from loadtest.phones.world import Pair, Progress, User, World
 from loadtest.plan import WorkerPlan
 
 PASSWORD = "load-test-password-1"
+Item = TypeVar("Item")
 
 
 class Registrar:
@@ -26,24 +28,55 @@ class Registrar:
         self.progress = progress
 
     async def register_all(self) -> None:
-        plan = self.plan
         users = self.world.users
         done = 0
-        limit = asyncio.Semaphore(plan.register_concurrency)
-        connector = aiohttp.TCPConnector(limit=plan.register_concurrency)
+
+        async def one(http: aiohttp.ClientSession, user: User) -> None:
+            nonlocal done
+            await self.register(http, user)
+            done += 1
+            self.progress("register", done, len(users))
+
+        await self.each(users, one)
+        self.progress("register", done, len(users), force=True)
+
+    async def each(
+        self, items: Sequence[Item], work: Callable[[aiohttp.ClientSession, Item], Awaitable[None]]
+    ) -> None:
+        """``work`` on every item, ``register_concurrency`` at a time, over one session."""
+        limit = asyncio.Semaphore(self.plan.register_concurrency)
+        connector = aiohttp.TCPConnector(limit=self.plan.register_concurrency)
         async with aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=60)
         ) as http:
 
-            async def one(user: User) -> None:
-                nonlocal done
+            async def one(item: Item) -> None:
                 async with limit:
-                    await self.register(http, user)
-                done += 1
-                self.progress("register", done, len(users))
+                    await work(http, item)
 
-            await asyncio.gather(*(one(u) for u in users))
-        self.progress("register", done, len(users), force=True)
+            await asyncio.gather(*(one(i) for i in items))
+
+    async def introduce(self, pairs: list[Pair]) -> None:
+        """Make each pair contacts before any socket connects, as bandmates do: the sender
+        makes a band and invites the recipient, who accepts. (A direct message to a stranger
+        is only a request: three messages, no receipts, until it is accepted.)"""
+        await self.each(pairs, self.band_of)
+
+    async def band_of(self, http: aiohttp.ClientSession, pair: Pair) -> None:
+        base = self.plan.rest_urls[pair.sender.index % len(self.plan.rest_urls)]
+        name = {"name": f"lt-{self.plan.run_id}-{self.plan.index}-{pair.index}"}
+        band = await self.request(http, "POST", f"{base}/api/bands", name, pair.sender.token, 201)
+        invited = await self.request(
+            http,
+            "POST",
+            f"{base}/api/bands/{band['id']}/members",
+            {"userId": pair.recipient.user_id},
+            pair.sender.token,
+            201,
+        )
+        invitation = invited["invitation"]["id"]
+        url = f"{base}/api/invitations/{invitation}/accept"
+        await self.request(http, "POST", url, None, pair.recipient.token, 200)
 
     async def register(self, http: aiohttp.ClientSession, user: User) -> None:
         plan = self.plan

@@ -183,6 +183,7 @@ class PresenceChurn(Activity):
         for ack in await asyncio.wait_for(asyncio.gather(*waiting), 60):
             if not (isinstance(ack, dict) and ack.get("ok")):
                 world.ack_error("setup:message:send", ack)
+        await self.accept_watchers(world, by_watcher)
         subscribed: list[asyncio.Future[Any]] = []
         users = {u.index: u for u in world.users}
         for index, churners in by_watcher.items():
@@ -200,6 +201,32 @@ class PresenceChurn(Activity):
                 world.ack_error("presence:subscribe", ack)
             else:
                 world.stats.count("presence:subscribed")
+
+    async def accept_watchers(self, world: World, by_watcher: dict[int, list[User]]) -> None:
+        """Each churner replies to its watchers' first messages: a reply accepts a message
+        request, so the two become contacts and presence may flow."""
+        loop = asyncio.get_running_loop()
+        users = {u.index: u for u in world.users}
+        waiting: list[asyncio.Future[Any]] = []
+        for index, churners in by_watcher.items():
+            watcher = users[index]
+            for churner in churners:
+                channel = Channel(churner.keys, watcher.keys.public_b64)
+                message_id = str(uuid.uuid4())
+                ciphertext, nonce = channel.seal(message_id, time.monotonic_ns(), 80)
+                future: asyncio.Future[Any] = loop.create_future()
+                assert churner.sock is not None
+                body = {
+                    "id": message_id,
+                    "to": watcher.user_id,
+                    "ciphertext": ciphertext,
+                    "nonce": nonce,
+                }
+                churner.sock.emit("message:send", body, _resolver(future))
+                waiting.append(future)
+        for ack in await asyncio.wait_for(asyncio.gather(*waiting), 60):
+            if not (isinstance(ack, dict) and ack.get("ok")):
+                world.ack_error("setup:message:reply", ack)
 
     def start(self, world: World) -> None:
         if world.churners and world.reconnect is not None:

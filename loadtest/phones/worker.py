@@ -151,6 +151,8 @@ class Worker:
             for user in self.world.users:
                 user.user_id = user.user_id or str(uuid.uuid4())
         self.build_pairs()
+        if self.plan.needs_accounts:
+            await Registrar(self.plan, self.world, self.progress).introduce(self.world.pairs)
         self.send(Registered(users=len(self.world.users)))
         await self.expect(Connect)
         await sockets.connect_all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from redis.asyncio.client import Redis
 from redis.exceptions import WatchError
@@ -121,6 +121,12 @@ class RedisCallStore:
         """Calls whose deadline passed, claimed by this node for ``lease_ms``."""
         due = await self._claim(keys=[self._keys.call_deadlines()], args=[now_ms, lease_ms, limit])
         return [_text(item) for item in due]
+
+    async def live_call_ids(self) -> list[str]:
+        """Every call that has not ended (each has a deadline while it lives). Read only when
+        a block or a membership end must find the calls between particular people."""
+        ids = await self._redis.zrange(self._keys.call_deadlines(), 0, -1)
+        return [_text(cast("bytes | str", item)) for item in ids]
 
     async def forget_deadline(self, call_id: str) -> None:
         """For a deadline whose call is gone (its hash expired)."""

@@ -16,24 +16,36 @@ import asyncpg
 from storage.failures import translates_failures
 
 SELECT_BAND_MEMBER_IDS = "SELECT user_id FROM band_members WHERE band_id = $1"
-# Everyone among $2 who shares a band or a direct conversation with $1.
-SELECT_VISIBLE_AMONG = """
-SELECT b.user_id AS other FROM band_members a JOIN band_members b ON a.band_id = b.band_id
-WHERE a.user_id = $1 AND b.user_id = ANY($2::uuid[])
-UNION
-SELECT user_high FROM direct_conversations WHERE user_low = $1 AND user_high = ANY($2::uuid[])
-UNION
-SELECT user_low FROM direct_conversations WHERE user_high = $1 AND user_low = ANY($2::uuid[])
+
+
+def _contacts_of(others: str) -> str:
+    """THE rule of who may interact (presence, typing, calls, receipts, ``keys:changed``):
+    people who share a band with $1, or whose direct conversation with $1 was accepted,
+    unless either blocked the other. ``others`` restricts the candidates (a column
+    placeholder ``{col}``). Written once so that no capability's rule can drift."""
+    return f"""
+WITH candidate AS (
+    SELECT b.user_id AS other FROM band_members a JOIN band_members b ON a.band_id = b.band_id
+    WHERE a.user_id = $1 AND {others.format(col="b.user_id")}
+    UNION
+    SELECT user_high FROM direct_conversations
+    WHERE user_low = $1 AND status = 'accepted' AND {others.format(col="user_high")}
+    UNION
+    SELECT user_low FROM direct_conversations
+    WHERE user_high = $1 AND status = 'accepted' AND {others.format(col="user_low")}
+)
+SELECT other FROM candidate c
+WHERE NOT EXISTS (
+    SELECT 1 FROM user_blocks k
+    WHERE (k.blocker = $1 AND k.blocked = c.other) OR (k.blocker = c.other AND k.blocked = $1)
+)
 """
-# Everyone who shares a band or a direct conversation with $1.
-SELECT_CONTACTS = """
-SELECT b.user_id AS other FROM band_members a JOIN band_members b ON a.band_id = b.band_id
-WHERE a.user_id = $1 AND b.user_id <> $1
-UNION
-SELECT user_high FROM direct_conversations WHERE user_low = $1
-UNION
-SELECT user_low FROM direct_conversations WHERE user_high = $1
-"""
+
+
+# Those among $2 who are contacts of $1.
+SELECT_VISIBLE_AMONG = _contacts_of("{col} = ANY($2::uuid[])")
+# Every contact of $1.
+SELECT_CONTACTS = _contacts_of("{col} <> $1")
 
 
 @translates_failures
@@ -147,7 +159,7 @@ PROMOTE_TO_OWNER = "UPDATE band_members SET role = 'owner' WHERE band_id = $1 AN
 UPDATE_BAND_OWNER = "UPDATE bands SET owner_id = $2 WHERE id = $1"
 
 
-def _band(row: asyncpg.Record) -> BandRow:
+def band_of(row: asyncpg.Record) -> BandRow:
     return BandRow(
         id=str(row["id"]),
         name=row["name"],
@@ -161,7 +173,7 @@ def _member(row: asyncpg.Record) -> MemberRow:
     return MemberRow(str(row["user_id"]), row["role"], row["joined_at"])
 
 
-async def _with_members(conn: asyncpg.Connection, bands: Sequence[BandRow]) -> list[BandRecord]:
+async def with_members(conn: asyncpg.Connection, bands: Sequence[BandRow]) -> list[BandRecord]:
     if not bands:
         return []
     rows = await conn.fetch(SELECT_MEMBERS_OF_BANDS, [b.id for b in bands])
@@ -183,12 +195,12 @@ class BandStore:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(INSERT_BAND, uuid.uuid4(), name, genre, owner_id)
             await conn.execute(INSERT_MEMBER_IF_NEW, row["id"], owner_id, "owner", now_ms)
-            return (await _with_members(conn, [_band(row)]))[0]
+            return (await with_members(conn, [band_of(row)]))[0]
 
     async def get(self, band_id: str) -> BandRecord | None:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(SELECT_BAND, band_id)
-            return (await _with_members(conn, [_band(row)]))[0] if row else None
+            return (await with_members(conn, [band_of(row)]))[0] if row else None
 
     async def of_member(
         self, user_id: str, after: tuple[str, str] | None, limit: int
@@ -197,17 +209,17 @@ class BandStore:
         name, band_id = after if after else (None, None)
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(SELECT_BANDS_OF_MEMBER, user_id, name, band_id, limit)
-            return await _with_members(conn, [_band(r) for r in rows])
+            return await with_members(conn, [band_of(r) for r in rows])
 
     async def update_details(self, band_id: str, name: str, genre: str | None) -> BandRecord | None:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(UPDATE_BAND_DETAILS, band_id, name, genre)
-            return (await _with_members(conn, [_band(row)]))[0] if row else None
+            return (await with_members(conn, [band_of(row)]))[0] if row else None
 
     async def replace_calendar_salt(self, band_id: str) -> BandRecord | None:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(UPDATE_CALENDAR_SALT, band_id, uuid.uuid4())
-            return (await _with_members(conn, [_band(row)]))[0] if row else None
+            return (await with_members(conn, [band_of(row)]))[0] if row else None
 
     async def delete(self, band_id: str) -> bool:
         """False when the band was already gone. Its members, gigs and band messages go with
@@ -233,7 +245,7 @@ class BandStore:
                 raise UnknownUser(user_id) from None
             if added is None:
                 return None
-            return (await _with_members(conn, [_band(band)]))[0]
+            return (await with_members(conn, [band_of(band)]))[0]
 
     async def set_role(self, band_id: str, user_id: str, role: str) -> BandRecord | None:
         """The band after the change, or None when the user is not a member or is the owner
@@ -245,7 +257,7 @@ class BandStore:
                 or await conn.fetchval(UPDATE_MEMBER_ROLE, band_id, user_id, role) is None
             ):
                 return None
-            return (await _with_members(conn, [_band(band)]))[0]
+            return (await with_members(conn, [band_of(band)]))[0]
 
     async def remove_member(self, band_id: str, user_id: str) -> BandRecord | None:
         """The band after the removal, or None when the user was not a (non-owner) member."""
@@ -253,7 +265,7 @@ class BandStore:
             band = await conn.fetchrow(SELECT_BAND_FOR_UPDATE, band_id)
             if band is None or await conn.fetchval(DELETE_MEMBER, band_id, user_id) is None:
                 return None
-            return (await _with_members(conn, [_band(band)]))[0]
+            return (await with_members(conn, [band_of(band)]))[0]
 
     async def hand_over(self, band_id: str, from_owner: str, to_member: str) -> BandRecord | None:
         """Make ``to_member`` the owner and ``from_owner`` an admin, in one transaction under
@@ -269,4 +281,4 @@ class BandStore:
             await conn.execute(PROMOTE_TO_OWNER, band_id, to_member)
             await conn.execute(UPDATE_BAND_OWNER, band_id, to_member)
             row = await conn.fetchrow(SELECT_BAND, band_id)
-            return (await _with_members(conn, [_band(row)]))[0]
+            return (await with_members(conn, [band_of(row)]))[0]

@@ -9,7 +9,7 @@ import asyncpg
 
 COPY_COLUMNS = (
     "user_id, seq, message_id, sender_id, band_id, conversation_id, encrypted_for, "
-    "ciphertext, nonce, ts, relates_type, relates_to"
+    "ciphertext, nonce, ts, relates_type, relates_to, request"
 )
 # What a message may relate to another with: the client sends the first two, the hub makes
 # edits (``message:edit``) and deletes (``message:delete``, the tombstone's relation).
@@ -55,6 +55,9 @@ class StoredCopy:
     ts: int
     relates_type: str | None = None
     relates_to: str | None = None
+    # The recipient's copy of a message request (sent to someone who is not a contact): the
+    # push code sends no notification for it, and ``message:new`` says ``request: true``.
+    request: bool = False
 
     @property
     def erased(self) -> bool:
@@ -90,10 +93,14 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
-    """``copies`` is empty when the message already existed (a resend)."""
+    """``copies`` is empty when the message already existed (a resend) or was refused
+    (``refusal``: the consent rule's verdict, nothing stored). ``accepted_request`` names the
+    requester whose request this message (a reply) accepted."""
 
     message: StoredMessage
     copies: list[StoredCopy]
+    refusal: str | None = None
+    accepted_request: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,7 @@ def copy_of(row: asyncpg.Record) -> StoredCopy:
         ts=row["ts"],
         relates_type=row["relates_type"],
         relates_to=str(row["relates_to"]) if row["relates_to"] else None,
+        request=row["request"],
     )
 
 

@@ -13,6 +13,13 @@ from typing import cast
 import asyncpg
 
 from storage.failures import translates_failures
+from storage.sql.consent import (
+    REFUSED_VERDICTS,
+    ConsentDecision,
+    ConsentRaced,
+    ConsentRule,
+    decide_direct_sends,
+)
 from storage.sql.message_rows import (
     COPY_COLUMNS,
     AttachmentNotBindable,
@@ -78,14 +85,17 @@ RETURNING s.user_id, s.last_seq
 """
 INSERT_COPIES = """
 INSERT INTO inbox (user_id, seq, message_id, sender_id, band_id, conversation_id,
-                   encrypted_for, ciphertext, nonce, ts, relates_type, relates_to)
+                   encrypted_for, ciphertext, nonce, ts, relates_type, relates_to, request)
 SELECT c.user_id, c.seq, c.message_id, c.sender_id, c.band_id, COALESCE(c.band_id, c.peer),
-       c.peer, c.ciphertext, c.nonce, c.ts, c.relates_type, c.relates_to
+       c.peer, c.ciphertext, c.nonce, c.ts, c.relates_type, c.relates_to, c.request
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[],
-            $7::bytea[], $8::bytea[], $9::bigint[], $10::text[], $11::uuid[])
+            $7::bytea[], $8::bytea[], $9::bigint[], $10::text[], $11::uuid[], $12::bool[])
      AS c(user_id, seq, message_id, sender_id, band_id, peer, ciphertext, nonce, ts,
-          relates_type, relates_to)
+          relates_type, relates_to, request)
 """
+# A message the consent rule refused after its row went in (new rows are only known then).
+DELETE_REFUSED = "DELETE FROM messages WHERE id = ANY($1::uuid[])"
+CONSENT_ATTEMPTS = 5
 # A catch-up page, bounded by rows ($3) and by ciphertext bytes ($4) in the database: the
 # sizes come first (octet_length reads a stored value's length without loading it), the
 # page ends at the last copy that still fits (the first always does), and only then are
@@ -159,8 +169,12 @@ MARK_READ = _MARK_RECEIVED.format(
 
 @translates_failures
 class MessageStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """``consent`` decides direct messages (requests, blocks); without one (store tests)
+    every direct conversation is an accepted one."""
+
+    def __init__(self, pool: asyncpg.Pool, consent: ConsentRule | None = None) -> None:
         self._pool = pool
+        self._consent = consent
 
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         """Store many messages and their numbered copies in one transaction (group commit).
@@ -171,11 +185,20 @@ class MessageStore:
         ``MissingUser`` when any recipient does not exist, storing nothing; the caller then
         retries the messages one by one to find the culprit.
         """
+        for _ in range(CONSENT_ATTEMPTS - 1):
+            try:
+                return await self._insert_batch_once(batch)
+            except ConsentRaced:
+                continue  # a conversation changed under the batch: decide again, fresh
+        return await self._insert_batch_once(batch)
+
+    async def _insert_batch_once(self, batch: Sequence[NewMessage]) -> list[SendOutcome]:
         fresh = list({m.id: m for m in batch}.values())  # in submission order
         # Rows are inserted in id order, a stable lock order against a concurrent batch
         # holding the same ids (a resend on another node); copies are numbered in
         # submission order below, and the seq rows are locked in user-id order.
         by_id = sorted(fresh, key=lambda m: m.id)
+        decision = ConsentDecision({}, (), ())
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 originals = sorted(
@@ -204,20 +227,60 @@ class MessageStore:
                         SELECT_MESSAGES, [m.id for m in fresh if m.id not in inserted]
                     )
                     existing = {str(r["id"]): message_of(r) for r in rows}
+                decision = await self._decide(conn, new)
+                refused = [m.id for m in new if decision.verdicts.get(m.id) in REFUSED_VERDICTS]
+                if refused:
+                    await conn.execute(DELETE_REFUSED, refused)
+                    new = [m for m in new if m.id not in set(refused)]
+                requests = {i for i, v in decision.verdicts.items() if v == "request"}
                 await self._bind_attachments(conn, new)
-                copies = await self._number_and_insert(conn, new)
+                copies = await self._number_and_insert(conn, new, requests)
         except asyncpg.ForeignKeyViolationError:
             raise MissingUser from None
+        accepted = {(m, r) for m, r in decision.accepted}
         outcomes: list[SendOutcome] = []
         for message in batch:
+            stored = StoredMessage(
+                message.id, message.sender_id, message.recipient_id, message.band_id, message.ts
+            )
+            verdict = decision.verdicts.get(message.id)
             if message.id in existing:
                 outcomes.append(SendOutcome(existing[message.id], []))
+            elif verdict in REFUSED_VERDICTS:
+                outcomes.append(SendOutcome(stored, [], refusal=verdict))
             else:
-                stored = StoredMessage(
-                    message.id, message.sender_id, message.recipient_id, message.band_id, message.ts
+                pair = (message.sender_id, message.recipient_id)
+                outcomes.append(
+                    SendOutcome(
+                        stored,
+                        copies.pop(message.id, []),
+                        accepted_request=pair[1] if pair in accepted else None,
+                    )
                 )
-                outcomes.append(SendOutcome(stored, copies.pop(message.id, [])))
+                accepted.discard(pair)  # told once per batch
         return outcomes
+
+    async def _decide(self, conn: asyncpg.Connection, new: Sequence[NewMessage]) -> ConsentDecision:
+        """The consent rule's verdicts on the new direct messages; without a rule the old
+        behaviour: every pair's conversation simply exists."""
+        direct = [m for m in new if m.recipient_id is not None]
+        if not direct:
+            return ConsentDecision({}, (), ())
+        if self._consent is not None:
+            sends = [(m.id, m.sender_id, cast("str", m.recipient_id)) for m in direct]
+            return await decide_direct_sends(conn, self._consent, sends, direct[0].ts)
+        pairs = sorted(
+            {
+                tuple(sorted((m.sender_id, cast("str", m.recipient_id)))): m.ts for m in direct
+            }.items()
+        )
+        await conn.execute(
+            INSERT_DIRECT_CONVERSATIONS,
+            [p[0][0] for p in pairs],
+            [p[0][1] for p in pairs],
+            [p[1] for p in pairs],
+        )
+        return ConsentDecision({}, (), ())
 
     @staticmethod
     async def _bind_attachments(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -> None:
@@ -238,24 +301,10 @@ class MessageStore:
 
     @staticmethod
     async def _number_and_insert(
-        conn: asyncpg.Connection, messages: Sequence[NewMessage]
+        conn: asyncpg.Connection, messages: Sequence[NewMessage], requests: set[str]
     ) -> dict[str, list[StoredCopy]]:
         if not messages:
             return {}
-        pairs = sorted(
-            {
-                tuple(sorted((m.sender_id, m.recipient_id))): m.ts
-                for m in messages
-                if m.recipient_id is not None
-            }.items()
-        )
-        if pairs:
-            await conn.execute(
-                INSERT_DIRECT_CONVERSATIONS,
-                [p[0][0] for p in pairs],
-                [p[0][1] for p in pairs],
-                [p[1] for p in pairs],
-            )
         wanted = Counter(c.user_id for m in messages for c in m.copies)
         users = sorted(wanted)
         rows = await conn.fetch(TAKE_SEQ_RANGES, users, [wanted[u] for u in users])
@@ -281,6 +330,7 @@ class MessageStore:
                         ts=m.ts,
                         relates_type=m.relates_type,
                         relates_to=m.relates_to,
+                        request=m.id in requests and c.user_id != m.sender_id,
                     )
                 )
             out[m.id] = stored_copies
@@ -298,6 +348,7 @@ class MessageStore:
             [c.ts for c in flat],
             [c.relates_type for c in flat],
             [c.relates_to for c in flat],
+            [c.request for c in flat],
         )
         return out
 

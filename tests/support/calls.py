@@ -23,7 +23,9 @@ from livekit.api import (
     AccessToken,
     CreateRoomRequest,
     ParticipantInfo,
+    RemoveParticipantResponse,
     Room,
+    RoomParticipantIdentity,
     TokenVerifier,
     WebhookEvent,
 )
@@ -57,18 +59,37 @@ class CallPhone(Phone):
 @dataclass
 class FakeLiveKit:
     """LiveKit's server API (RoomService over Twirp, protobuf bodies) on loopback: checks the
-    bearer token as LiveKit does and records each CreateRoom."""
+    bearer token as LiveKit does and records each CreateRoom and RemoveParticipant (LiveKit
+    answers not_found for someone not in the room; this fake answers every removal)."""
 
     secrets: dict[str, str]
     created: list[tuple[CreateRoomRequest, Claims]] = field(default_factory=list)
+    removed: list[tuple[RoomParticipantIdentity, Claims]] = field(default_factory=list)
     url: str = ""
 
-    async def create_room(self, request: web.Request) -> web.Response:
+    def _claims(self, request: web.Request) -> Claims | None:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
             issuer = jwt.decode(token, options={"verify_signature": False})["iss"]
-            claims = TokenVerifier(issuer, self.secrets[issuer]).verify(token)
+            return TokenVerifier(issuer, self.secrets[issuer]).verify(token)
         except Exception:
+            return None
+
+    async def remove_participant(self, request: web.Request) -> web.Response:
+        claims = self._claims(request)
+        if claims is None:
+            return web.json_response({"code": "unauthenticated", "msg": "bad token"}, status=401)
+        body = RoomParticipantIdentity.FromString(await request.read())
+        video = claims.video
+        if video is None or not video.room_admin or video.room != body.room:
+            return web.json_response({"code": "permission_denied", "msg": "no"}, status=403)
+        self.removed.append((body, claims))
+        answer = RemoveParticipantResponse()
+        return web.Response(body=answer.SerializeToString(), content_type="application/protobuf")
+
+    async def create_room(self, request: web.Request) -> web.Response:
+        claims = self._claims(request)
+        if claims is None:
             return web.json_response({"code": "unauthenticated", "msg": "bad token"}, status=401)
         if claims.video is None or not claims.video.room_create:
             return web.json_response({"code": "permission_denied", "msg": "no"}, status=403)
@@ -89,6 +110,7 @@ async def fake_livekit() -> AsyncIterator[FakeLiveKit]:
     fake = FakeLiveKit({MAIN_KEY: MAIN_SECRET, CHAT_KEY: CHAT_SECRET})
     app = web.Application()
     app.router.add_post("/twirp/livekit.RoomService/CreateRoom", fake.create_room)
+    app.router.add_post("/twirp/livekit.RoomService/RemoveParticipant", fake.remove_participant)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

@@ -1,0 +1,1 @@
+"""Consent: message requests and blocks (who may reach whom)."""
