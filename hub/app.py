@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +40,9 @@ from hub.foundation import Foundation
 from hub.metrics import HubMetrics
 from hub.payments.gateways import PaymentGateways
 from hub.rate_limits import SharedLimiter, WindowLimit
+from hub.resources import closing, health_check, postgres_pool, redis_client
 from hub.services import Hub, Services, build_hub
 from hub.settings import Settings
-from hub.settings.sections import StorageSettings
 from rest import attachments as rest_attachments
 from rest import auth, health, users
 from rest import bands as rest_bands
@@ -67,15 +68,17 @@ from rest.keys import (
 )
 from rest.spec import openapi_document
 from storage.redis.bus import RedisNodeBus
-from storage.redis.client import open_redis
 from storage.redis.keys import RedisKeys
 from storage.redis.presence import RedisDeviceRegistry
 from storage.redis.rate_limits import RedisRateWindows
 from storage.sql.bands import MembershipStore
-from storage.sql.db import apply_migrations, open_pool
 from storage.sql.users import UserStore
 
 log = logging.getLogger(__name__)
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("postgres_pool")
+REDIS: web.AppKey[Redis] = web.AppKey("redis")
+BLOBS: web.AppKey[BlobStore] = web.AppKey("blob_store")
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 # Every socket event family; ``_attach_socket_events`` binds each to its services.
 SOCKET_TABLES = (
@@ -126,11 +129,7 @@ class Wired:
     sockets: EngineSockets
 
 
-POOL: web.AppKey[asyncpg.Pool] = web.AppKey("postgres_pool")
-REDIS: web.AppKey[Redis] = web.AppKey("redis")
 WIRED: web.AppKey[Wired] = web.AppKey("wired")
-BLOBS: web.AppKey[BlobStore] = web.AppKey("blob_store")
-CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Application:
@@ -152,10 +151,10 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     gateways = PaymentGateways(settings.payments)
     app.cleanup_ctx.extend(
         [
-            postgres_pool(storage),
-            redis_client(storage),
+            opened(POOL, lambda: postgres_pool(storage)),
+            opened(REDIS, lambda: redis_client(storage)),
             gateways.context,
-            blob_store(settings, clock),
+            opened(BLOBS, lambda: open_blob_store(settings, clock)),
             hub_objects(settings, clock, sio, gateways),
             background("node bus", listen_to_the_bus),
             background("send queue deliverer", lambda w: w.hub.send_queue.run_deliveries()),
@@ -199,45 +198,16 @@ def socket_server(settings: Settings) -> Any:
     return sio
 
 
-def postgres_pool(storage: StorageSettings) -> CleanupContext:
-    async def pool_context(app: web.Application) -> AsyncIterator[None]:
-        assert storage.database_url
-        pool = await open_pool(
-            storage.database_url, min_size=storage.db_pool_min, max_size=storage.db_pool_max
-        )
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-            app[POOL] = pool
-            yield
-        finally:
-            await _closing("the PostgreSQL pool", pool.close())
+def opened(
+    key: web.AppKey[Any], opening: Callable[[], AbstractAsyncContextManager[Any]]
+) -> CleanupContext:
+    """A resource as a ``cleanup_ctx``: open it into ``app[key]``, close it on the way down."""
 
-    return pool_context
-
-
-def redis_client(storage: StorageSettings) -> CleanupContext:
-    async def redis_context(app: web.Application) -> AsyncIterator[None]:
-        assert storage.redis_url
-        redis = open_redis(storage.redis_url, max_connections=storage.redis_max_connections)
-        try:
-            await redis.ping()
-            app[REDIS] = redis
-            yield
-        finally:
-            await _closing("the Redis client", redis.aclose())
-
-    return redis_context
-
-
-def blob_store(settings: Settings, clock: Clock) -> CleanupContext:
-    """Attachments' bytes: the embedded folder, or the S3 client (closed on the way down)."""
-
-    async def blob_store_context(app: web.Application) -> AsyncIterator[None]:
-        async with open_blob_store(settings, clock) as app[BLOBS]:
+    async def resource_context(app: web.Application) -> AsyncIterator[None]:
+        async with opening() as app[key]:
             yield
 
-    return blob_store_context
+    return resource_context
 
 
 def hub_objects(
@@ -283,10 +253,10 @@ def hub_objects(
         app[API_LIMIT] = (
             WindowLimit("api", *settings.api.rate_limit) if settings.api.rate_limit else None
         )
-        app[HEALTH_CHECK] = _health_check(pool, redis)
+        app[HEALTH_CHECK] = health_check(pool, redis)
         app[WIRED] = Wired(hub, bus, fanout, sockets)
         yield
-        await _closing(
+        await closing(
             "this node's devices (presence)", hub.services.presence.disconnect_all_local()
         )
 
@@ -343,25 +313,6 @@ def _log_if_it_died(task: asyncio.Task[None]) -> None:
         log.error("background task %r stopped", task.get_name(), exc_info=task.exception())
 
 
-async def _closing(what: str, closing: Coroutine[Any, Any, Any]) -> None:
-    try:
-        await closing
-    except Exception:
-        log.exception("closing %s failed", what)
-
-
-def _health_check(
-    pool: asyncpg.Pool, redis: Redis
-) -> Callable[[], Coroutine[Any, Any, dict[str, bool]]]:
-    async def health_check() -> dict[str, bool]:
-        return {
-            "postgres": await _answers(pool.fetchval("SELECT 1")),
-            "redis": await _answers(redis.ping()),
-        }
-
-    return health_check
-
-
 def _closing_transports(sio: Any) -> Any:
     """On shutdown, drop every client's transport without a Socket.IO disconnect packet:
     the official client then reconnects by itself (to another node behind the balancer),
@@ -410,11 +361,3 @@ def _attach_socket_events(
             per_second=settings.sockets.events_per_second, burst=settings.sockets.event_burst
         ),
     ).attach()
-
-
-async def _answers(probe: Any) -> bool:
-    try:
-        await asyncio.wait_for(probe, 2)
-        return True
-    except Exception:
-        return False
