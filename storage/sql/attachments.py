@@ -1,15 +1,17 @@
 """Attachments' rows: who uploaded how many bytes for which conversation, the message each
-is bound to, and what the sweep may remove. Binding itself happens inside the send's
-transaction (``storage/sql/messages.py``); deleting, inside the delete's
+is bound to, and what the sweep may remove. Binding (``bind_attachments``) runs inside the
+send's transaction (``storage/sql/messages.py``); deleting, inside the delete's
 (``storage/sql/message_lifecycle.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from storage.failures import translates_failures
+from storage.sql.message_rows import AttachmentNotBindable, NewMessage
 
 # One uploader's reservations are serialized (a transaction-scoped advisory lock on the
 # user), so two concurrent requests cannot both pass the quota.
@@ -80,6 +82,39 @@ def _row(row: asyncpg.Record) -> AttachmentRow:
         size=row["size"],
         message_id=str(row["message_id"]) if row["message_id"] else None,
     )
+
+
+# An attachment is bound only if it is still the sender's, for this conversation (the peer
+# or the band), unbound and not removed; the batch fails (and is retried message by
+# message) when any is not, so an ack means stored and bound.
+BIND_ATTACHMENTS = """
+UPDATE attachments a SET message_id = b.message_id, bound_at = b.ts
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[])
+     AS b(id, message_id, uploader_id, conversation_id, ts)
+WHERE a.id = b.id AND a.uploader_id = b.uploader_id AND a.conversation_id = b.conversation_id
+  AND a.message_id IS NULL AND a.bound_at IS NULL
+  AND a.deleted_at IS NULL AND a.removed_at IS NULL
+RETURNING a.id
+"""
+
+
+async def bind_attachments(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -> None:
+    """Bind the batch's attachments to their messages, inside the send's transaction; no
+    query at all for a batch without attachments (the common send). ``AttachmentNotBindable``
+    when any is no longer bindable: nothing of the batch is stored."""
+    bindings = [(a, m) for m in messages for a in m.attachments]
+    if not bindings:
+        return
+    bound = await conn.fetch(
+        BIND_ATTACHMENTS,
+        [a for a, _ in bindings],
+        [m.id for _, m in bindings],
+        [m.sender_id for _, m in bindings],
+        [m.band_id or m.recipient_id for _, m in bindings],
+        [m.ts for _, m in bindings],
+    )
+    if len(bound) != len(bindings):
+        raise AttachmentNotBindable
 
 
 @translates_failures

@@ -13,6 +13,7 @@ from typing import cast
 import asyncpg
 
 from storage.failures import translates_failures
+from storage.sql.attachments import bind_attachments
 from storage.sql.consent import (
     REFUSED_VERDICTS,
     ConsentDecision,
@@ -22,7 +23,6 @@ from storage.sql.consent import (
 )
 from storage.sql.message_rows import (
     COPY_COLUMNS,
-    AttachmentNotBindable,
     ConversationSummary,
     MissingUser,
     NewMessage,
@@ -56,18 +56,6 @@ SELECT id FROM messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL FOR SH
 """
 SELECT_MESSAGES = """
 SELECT id, sender_id, recipient_id, band_id, ts FROM messages WHERE id = ANY($1::uuid[])
-"""
-# An attachment is bound only if it is still the sender's, for this conversation (the peer
-# or the band), unbound and not removed; the batch fails (and is retried message by
-# message) when any is not, so an ack means stored and bound.
-BIND_ATTACHMENTS = """
-UPDATE attachments a SET message_id = b.message_id, bound_at = b.ts
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[])
-     AS b(id, message_id, uploader_id, conversation_id, ts)
-WHERE a.id = b.id AND a.uploader_id = b.uploader_id AND a.conversation_id = b.conversation_id
-  AND a.message_id IS NULL AND a.bound_at IS NULL
-  AND a.deleted_at IS NULL AND a.removed_at IS NULL
-RETURNING a.id
 """
 # Sequence rows are locked in user-id order, so concurrent batches never deadlock; each user's
 # counter moves by the number of copies the batch holds for them.
@@ -233,7 +221,7 @@ class MessageStore:
                     await conn.execute(DELETE_REFUSED, refused)
                     new = [m for m in new if m.id not in set(refused)]
                 requests = {i for i, v in decision.verdicts.items() if v == "request"}
-                await self._bind_attachments(conn, new)
+                await bind_attachments(conn, new)
                 copies = await self._number_and_insert(conn, new, requests)
         except asyncpg.ForeignKeyViolationError:
             raise MissingUser from None
@@ -281,23 +269,6 @@ class MessageStore:
             [p[1] for p in pairs],
         )
         return ConsentDecision({}, (), ())
-
-    @staticmethod
-    async def _bind_attachments(conn: asyncpg.Connection, messages: Sequence[NewMessage]) -> None:
-        """No query at all for a batch without attachments (the common send)."""
-        bindings = [(a, m) for m in messages for a in m.attachments]
-        if not bindings:
-            return
-        bound = await conn.fetch(
-            BIND_ATTACHMENTS,
-            [a for a, _ in bindings],
-            [m.id for _, m in bindings],
-            [m.sender_id for _, m in bindings],
-            [m.band_id or m.recipient_id for _, m in bindings],
-            [m.ts for _, m in bindings],
-        )
-        if len(bound) != len(bindings):
-            raise AttachmentNotBindable
 
     @staticmethod
     async def _number_and_insert(
