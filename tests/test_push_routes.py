@@ -155,6 +155,11 @@ async def test_a_bad_mute_is_refused_clearly(push_nodes, body: Any):  # noqa: F8
     )
     assert ack["ok"], ack
     await sender.close()
+    # A stranger's first message is a request; accepted, it is a conversation Bob can mute.
+    accepted, _ = await Api(node.url).request(
+        "POST", f"/api/messages/requests/{alice.id}/accept", token=phone
+    )
+    assert accepted == 204
     path = f"/api/conversations/{alice.id}/notifications"
     status, answer = await Api(node.url).request("PUT", path, token=phone, json=body)
     assert (status, answer["error"]["code"]) == (400, "invalid_payload"), answer

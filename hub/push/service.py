@@ -88,7 +88,7 @@ class PushService:
         return {r.device_id: push_status_view(r) for r in await self._tokens.tokens_of([user_id])}
 
     async def _access_conversation(self, user_id: str, conversation_id: str) -> None:
-        """A band the user is in, or a user they share a band or a conversation with; anything
+        """A band the user is in, or a contact (a shared band or an accepted conversation); anything
         else is ``not_found`` (a band you are not in looks like no band)."""
         if conversation_id == user_id:
             raise NotFound("no such conversation")
