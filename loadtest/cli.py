@@ -81,10 +81,11 @@ def load_flags(parser: argparse.ArgumentParser, clients: int) -> None:
     )
     load.add_argument(
         "--mix",
-        choices=("chat", "dm"),
+        choices=("chat", "dm", "push"),
         default="chat",
         help="chat: messages + receipts + typing + presence churn; dm: messages "
-        "only (default chat; relays always dm)",
+        "only; push (run only): half the recipients offline, reached through pushes to a "
+        "local fake FCM (default chat; relays always dm)",
     )
     load.add_argument("--workers", type=int, default=2, help="driver processes (default 2)")
     load.add_argument(
@@ -162,6 +163,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "soak" and args.mix != "dm":
         parser.error("soak drives direct messages only (--mix dm)")
+    if args.mix == "push":
+        if args.command != "run" or args.target != "hub":
+            parser.error("--mix push is for run against the hub")
+        if args.hub_url:
+            parser.error("--mix push needs hubs the kit starts (it points their FCM at its fake)")
     return args
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,8 @@ PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 NODE_RELAY = PACKAGE / "peers" / "node_relay"
 PYTHON_RELAY = PACKAGE / "peers" / "python_relay.py"
+FAKE_PROJECT = "artist-space-load"
+FAKE_CLIENT_EMAIL = f"hub@{FAKE_PROJECT}.iam.gserviceaccount.com"
 
 # What a load test needs from a hub: no per-IP REST limit (every phone registers from
 # 127.0.0.1) and cheap bcrypt. API_RATE_LIMIT is the hub's current name for the limit,
@@ -76,6 +80,22 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+@dataclass(frozen=True)
+class FakeProvider:
+    """The local FCM of the ``push`` mix: its server, and the hub environment pointing at it."""
+
+    server: Server
+    ca_file: Path
+    env: dict[str, str]
+
+    def get_json(self, path: str, timeout: float = 10) -> Any:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        with urllib.request.urlopen(
+            f"{self.server.url}{path}", timeout=timeout, context=context
+        ) as response:
+            return json.loads(response.read())
 
 
 @dataclass
@@ -208,12 +228,72 @@ class Fleet:
         self.wait_ready(server)
         return server
 
+    def start_fake_fcm(self) -> FakeProvider:
+        """A local FCM (``peers/fake_fcm.py``, HTTP/2 over TLS) with its own CA, a service
+        account generated for it, and the hub variables that send pushes there. Every key is
+        made here, in the temporary folder, and goes with it."""
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from loadtest.peers.tls import make_tls_files, pem_private, pem_public
+
+        folder = self.workdir / "fake-fcm"
+        folder.mkdir(parents=True, exist_ok=True)
+        cert, key = make_tls_files(folder)
+        account = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = folder / "account-public.pem"
+        public.write_bytes(pem_public(account))
+        port = free_port()
+        url = f"https://127.0.0.1:{port}"
+        credentials = folder / "service-account.json"
+        credentials.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": FAKE_PROJECT,
+                    "private_key_id": secrets.token_hex(20),
+                    "private_key": pem_private(account).decode(),
+                    "client_email": FAKE_CLIENT_EMAIL,
+                    "client_id": "1",
+                    "token_uri": f"{url}/token",
+                }
+            )
+        )
+        credentials.chmod(0o600)
+        argv = [
+            sys.executable, "-m", "loadtest.peers.fake_fcm", "--port", str(port),
+            "--cert", str(cert), "--key", str(key), "--account-key", str(public),
+            "--client-email", FAKE_CLIENT_EMAIL, "--project", FAKE_PROJECT,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        server = self._spawn("fake-fcm", argv, env, port, ROOT, scheme="https")
+        provider = FakeProvider(
+            server,
+            cert,
+            {"FCM_CREDENTIALS_FILE": str(credentials), "FCM_URL": url, "PUSH_CA_FILE": str(cert)},
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"the fake FCM exited at start:\n{server.log_tail()}")
+            with contextlib.suppress(Exception):
+                provider.get_json("/healthz", timeout=1)
+                return provider
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the fake FCM not ready in 30 s:\n{server.log_tail()}")
+            time.sleep(0.1)
+
     def _spawn(
-        self, name: str, argv: list[str], env: dict[str, str], port: int, cwd: Path
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        cwd: Path,
+        scheme: str = "http",
     ) -> Server:
         log_path = self.workdir / f"{name}.log"
         process = _popen(argv, env, cwd, log_path, "wb")
-        server = Server(name, f"http://127.0.0.1:{port}", process, log_path, argv, env, cwd)
+        server = Server(name, f"{scheme}://127.0.0.1:{port}", process, log_path, argv, env, cwd)
         self.servers.append(server)
         return server
 

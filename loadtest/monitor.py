@@ -14,7 +14,7 @@ import psutil
 
 from loadtest.model.timeline import Usage
 
-OURS = ("server", "postgres", "redis", "driver")
+OURS = ("server", "postgres", "redis", "driver", "provider")
 
 
 @dataclass

@@ -78,6 +78,8 @@ class DirectTally:
     undeliverable: int
     lost_samples: list[Sample]
     lost_seconds: list[float]  # send second of each lost message, for the step verdicts
+    offline_acked: int = 0  # the push mix: acked to recipients that never connect
+    offline_commits: list[tuple[str, str, int]] = field(default_factory=list)  # id, from, ms
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ class Mix:
 
     ``dm``: direct messages only. ``chat``: plus delivered/read receipts, typing indicators
     before some messages, and presence churn (a few users going off- and online while others
-    watch their presence). Band messages and calls are not in the hub yet: see phones/chat.py.
+    watch their presence). ``push``: direct messages where ``offline_ratio`` of the pairs'
+    recipients never connect and have an FCM token at the kit's local fake FCM instead, so
+    their messages become pushes (the locked phone in a pocket).
     """
 
     name: str = "chat"
@@ -31,16 +33,31 @@ class Mix:
     churn_cycle_s: float = 10.0
     churn_down_s: tuple[float, float] = (1.0, 3.0)
     watchers_per_churner: int = 3
+    offline_ratio: float = 0.0
+
+    @property
+    def pushes(self) -> bool:
+        return self.offline_ratio > 0
+
+    def offline(self, pair_index: int) -> bool:
+        """Whether this pair's recipient stays offline (spread evenly over the pairs)."""
+        r = self.offline_ratio
+        return int((pair_index + 1) * r) > int(pair_index * r)
 
     @classmethod
     def named(cls, name: str) -> Mix:
         if name == "chat":
             return cls()
-        if name == "dm":
+        if name in ("dm", "push"):
             return cls(
-                name="dm", receipts=False, read_ratio=0.0, typing_ratio=0.0, churn_fraction=0.0
+                name=name,
+                receipts=False,
+                read_ratio=0.0,
+                typing_ratio=0.0,
+                churn_fraction=0.0,
+                offline_ratio=0.5 if name == "push" else 0.0,
             )
-        raise ValueError(f"unknown mix {name!r} (dm or chat)")
+        raise ValueError(f"unknown mix {name!r} (dm, chat or push)")
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,29 @@ def test_python_relay_delivers_every_message(tmp_path: Path) -> None:
     assert_clean(done, report)
     assert report["target"] == "python-relay"
     assert report["errors"] == {}
+
+
+@pytest.mark.timeout(150)
+def test_push_mix_reaches_every_offline_phone(tmp_path: Path) -> None:
+    """Half the recipients never connect: their messages are acked, never delivered live,
+    and reach the kit's fake FCM as pushes; every conversation's last message is pushed."""
+    done, report = run_kit(tmp_path / "push", "--mix", "push", "--no-chart")
+    context = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, context
+    totals, push = report["totals"], report["push"]
+    assert report["mix"]["name"] == "push"
+    assert totals["sent"] > 0 and totals["acked"] == totals["sent"], context
+    assert totals["offline_acked"] > 0, context
+    assert totals["delivered"] + totals["offline_acked"] == totals["sent"], context
+    assert totals["lost"] == 0 and totals["duplicated"] == 0, context
+    assert push["offline_recipients"] == report["population"]["pairs"] // 2
+    assert push["offline_messages"] == totals["offline_acked"]
+    assert 0 < push["message_pushes"] <= push["offline_messages"], push
+    assert push["latency_ms"]["count"] == push["message_pushes"] and push["unmatched"] == 0
+    assert push["conversations"] == push["offline_recipients"]
+    assert push["last_not_pushed"] == 0, push
+    assert push["hub_outcomes"].get("delivered") == push["message_pushes"], push
+    assert push["queue_depth"]["by_second"], "the queue depth was sampled"
+    assert push["unauthorized"] == 0 and push["problems"] == [], push
+    assert "provider_cpu_avg" in report["resources"], "the fake was monitored"
+    assert report["passed"] is True

@@ -112,3 +112,4 @@ class MessageTotals:
     acked: int
     connected_at_end: int
     lost_samples: list[Sample] = field(default_factory=list)  # the first 20
+    offline_acked: int = 0  # the push mix: acked to recipients that never connect

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from loadtest.model.common import Check, Header, Latency, MessageTotals
 from loadtest.model.encode import FLAT
+from loadtest.model.push import PushResult
 from loadtest.model.timeline import Resources, Second
 
 
@@ -55,3 +56,4 @@ class RunResult:
     timeline: list[Second]
     expectations: list[Check]
     passed: bool
+    push: PushResult | None = None  # the push mix only

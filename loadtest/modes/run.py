@@ -6,10 +6,13 @@ hub that drops a few percent cannot pass on the latency of the rest.
 
 from __future__ import annotations
 
+from loadtest.fleet import FakeProvider
 from loadtest.model.common import Check, MessageTotals, finite
+from loadtest.model.push import PushResult
 from loadtest.model.run import Connections, RunLatency, RunRates, RunResult
 from loadtest.options import Options, Targets
 from loadtest.plan import Segment
+from loadtest.session.push_probe import QueueDepthProbe, push_result
 from loadtest.session.resources import cpu_per_message
 from loadtest.session.session import Session
 from loadtest.stats import p99_with_missing, summary
@@ -22,13 +25,36 @@ def run(options: Options, targets: Targets) -> RunResult:
             f"sending {options.rate:g} messages/s for {options.duration:g} s "
             f"(open loop, mix {options.effective_mix().name})…"
         )
-        session.drive([Segment(0.0, options.rate)], options.duration)
-        result = evaluate(session, targets)
+        segments = [Segment(0.0, options.rate)]
+        provider = session.servers.provider if session.servers is not None else None
+        push = None
+        if provider is None:
+            session.drive(segments, options.duration)
+        else:
+            with QueueDepthProbe(session.urls[0]) as probe:
+                session.drive(segments, options.duration)
+            push = collect_pushes(session, provider, probe)
+        result = evaluate(session, targets, push)
         session.finish()
     return result
 
 
-def evaluate(session: Session, targets: Targets) -> RunResult:
+def collect_pushes(session: Session, provider: FakeProvider, probe: QueueDepthProbe) -> PushResult:
+    assert session.schedule is not None
+    session.progress.say("waiting for the last pushes at the fake FCM…")
+    mix = session.options.effective_mix()
+    return push_result(
+        provider,
+        session.replies.direct_tallies(),
+        probe,
+        session.urls,
+        session.schedule.start_ns,
+        session.schedule.duration_s,
+        offline_recipients=sum(1 for i in range(session.population.pairs) if mix.offline(i)),
+    )
+
+
+def evaluate(session: Session, targets: Targets, push: PushResult | None = None) -> RunResult:
     assert session.schedule is not None and session.setup_info is not None
     totals, _ = session.message_totals()
     duration = session.schedule.duration_s
@@ -38,7 +64,7 @@ def evaluate(session: Session, targets: Targets) -> RunResult:
     sent = totals.sent
     resources = session.resources(0.5, duration + 0.5)
     info = session.setup_info
-    checks = expectations(session, totals, duration, targets)
+    checks = expectations(session, totals, duration, targets) + push_checks(push)
     return RunResult(
         header=session.header(),
         duration_s=duration,
@@ -70,7 +96,29 @@ def evaluate(session: Session, targets: Targets) -> RunResult:
         timeline=session.timeline.rows,
         expectations=checks,
         passed=all(c.passed for c in checks),
+        push=push,
     )
+
+
+def push_checks(push: PushResult | None) -> list[Check]:
+    """The push mix always checks that no offline phone was left without its last message's
+    push, and that the hub spoke to the provider as FCM requires."""
+    if push is None:
+        return []
+    return [
+        Check(
+            "offline conversations whose last message was never pushed",
+            0,
+            push.last_not_pushed,
+            push.last_not_pushed == 0,
+        ),
+        Check(
+            "provider refusals (401, bad requests)",
+            0,
+            push.unauthorized + len(push.problems),
+            push.unauthorized == 0 and not push.problems,
+        ),
+    ]
 
 
 def expectations(

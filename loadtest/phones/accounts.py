@@ -82,10 +82,16 @@ class Registrar:
         plan = self.plan
         base = plan.rest_urls[user.index % len(plan.rest_urls)]
         name = f"lt-{plan.run_id}-{plan.index}-{user.index}"
-        body = {"email": f"{name}@example.com", "password": PASSWORD, "name": name}
+        body: dict[str, Any] = {"email": f"{name}@example.com", "password": PASSWORD, "name": name}
+        if user.offline:  # a phone in a pocket: a device session, and its FCM token
+            body["device"] = {"id": user.device, "platform": "android"}
         data = await self.request(http, "POST", f"{base}/api/auth/register", body, None, 201)
         user.user_id = data["user"]["id"]
         user.token = data["accessToken"]
+        if user.offline:
+            push = {"provider": "fcm", "token": f"lt-fcm-{name}-{user.device}"}
+            url = f"{base}/api/devices/{user.device}/push"
+            await self.request(http, "PUT", url, push, user.token, 200)
         if plan.with_keys:
             await self.request(
                 http,

@@ -33,6 +33,9 @@ class DirectMessages(Activity):
         self.duplicated = 0
         self.corrupted = 0
         self.unexpected = 0
+        # the push mix: (id, sender id, the hub's commit ms) of each message acked to an
+        # offline recipient; the parent matches them with what the fake provider received
+        self.offline_commits: list[tuple[str, str, int]] = []
         self.hooks_before_send: list[Callable[[Pair, int], None]] = []
         self.hooks_delivered: list[Callable[[User, str], None]] = []
         self.ack_timeout_ns = 30 * NS
@@ -86,11 +89,17 @@ class DirectMessages(Activity):
         if ack.get("id") != message_id:
             world.stats.error("message:send:ack_wrong_id")
         record[2] = now
-        record[1].started = True
+        pair: Pair = record[1]
+        pair.started = True
         stats = world.stats
         stats.count("acked")
         stats.ack.append(world.rel_s(record[0]))
         stats.ack.append((now - record[0]) / 1e6)
+        if pair.recipient.offline:  # nothing to deliver: the hub owes it a push instead
+            stats.count("acked_offline")
+            self.offline_commits.append((message_id, pair.sender.user_id, int(ack.get("ts", 0))))
+            del self.records[message_id]
+            return
         if record[3]:
             del self.records[message_id]
             self.done.add(message_id)
@@ -207,4 +216,6 @@ class DirectMessages(Activity):
             undeliverable=undeliverable,
             lost_samples=lost_samples,
             lost_seconds=lost_seconds,
+            offline_acked=len(self.offline_commits),
+            offline_commits=self.offline_commits,
         )

@@ -66,7 +66,7 @@ class Sockets:
         return sock
 
     async def connect_all(self) -> None:
-        users = self.world.users
+        users = [u for u in self.world.users if not u.offline]
         limit = asyncio.Semaphore(self.plan.connect_concurrency)
         done = 0
         failures = 0

@@ -184,9 +184,9 @@ class Worker:
             return user
 
         for pair in plan.pairs:
-            self.pair_users.append(
-                (pair.index, new("sender", pair.sender_url), new("recipient", pair.recipient_url))
-            )
+            recipient = new("recipient", pair.recipient_url)
+            recipient.offline = plan.mix.offline(pair.index)
+            self.pair_users.append((pair.index, new("sender", pair.sender_url), recipient))
         for url in plan.churner_urls:
             world.churners.append(new("churner", url))
         for url in plan.idle_urls:

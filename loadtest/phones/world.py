@@ -39,6 +39,7 @@ class User:
     token: str = ""
     keys: KeyPair = field(default_factory=KeyPair.generate)
     device: str = ""
+    offline: bool = False  # the push mix: never connects; its messages become pushes
     sock: BaseSocket | None = None
     disconnects: int = 0
     first_loss_ns: int = 0  # when it first lost its connection (0: never)

@@ -39,7 +39,7 @@ def resources_lines(header: Header, r: Resources) -> list[str]:
                 f"    node {number}   cpu avg {node.cpu_avg:.0f}% max {node.cpu_max or 0:.0f}%"
                 f"   rss {node.rss_mb_end or 0:.0f} MB"
             )
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "redis", "provider"):
         group = r.group(name)
         if group.cpu_avg is not None:
             lines.append(f"  {name:<10} cpu avg {group.cpu_avg:.0f}% max {group.cpu_max or 0:.0f}%")

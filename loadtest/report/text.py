@@ -10,6 +10,7 @@ import math
 from loadtest.model.common import Check, Latency
 from loadtest.model.compare import Comparison
 from loadtest.model.idle import IdleResult
+from loadtest.model.push import PushResult
 from loadtest.model.run import RunResult
 from loadtest.model.step import StepResult, StepVerdict
 from loadtest.report.lines import pct, resources_lines, server_label, us
@@ -40,7 +41,8 @@ def render_run(result: RunResult) -> str:
         f"{result.duration_s:g} s · target {rate.target:g} msg/s",
         f"  messages   sent {t.sent}  acked {t.acked} ({100 * t.acked / sent:.2f}%)"
         f"  delivered {t.delivered}  lost {t.lost}  duplicated {t.duplicated}"
-        f"  corrupted {t.corrupted}  unacked {t.unacked}  failed {t.ack_failed}",
+        f"  corrupted {t.corrupted}  unacked {t.unacked}  failed {t.ack_failed}"
+        + (f"  to offline phones {t.offline_acked}" if t.offline_acked else ""),
         f"             undeliverable {t.undeliverable} (recipient disconnected)"
         f"  unacked after sender disconnect {t.unacked_sender_disconnected}"
         f"  unexpected {t.unexpected}",
@@ -68,6 +70,8 @@ def render_run(result: RunResult) -> str:
     extras = {k: v for k, v in result.extras.items() if k not in ("disconnects",)}
     if extras:
         lines.append("  also       " + ", ".join(f"{k} {v}" for k, v in extras.items()))
+    if result.push is not None:
+        lines.extend(push_lines(result.push))
     lines.extend(resources_lines(h, result.resources))
     per = result.cpu_us_per_message
     if per:
@@ -81,6 +85,27 @@ def render_run(result: RunResult) -> str:
         lines.append("  first lost messages:")
         lines.extend(f"    {sample}" for sample in t.lost_samples[:5])
     return "\n".join(lines)
+
+
+def push_lines(p: PushResult) -> list[str]:
+    """The push mix: what the offline phones were owed and what reached the fake FCM."""
+    q, lat = p.queue_depth, p.latency_ms
+    others = ", ".join(f"{k} {v}" for k, v in sorted(p.other_pushes.items())) or "none"
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(p.hub_outcomes.items())) or "-"
+    return [
+        f"  push       {p.offline_recipients} recipients offline with an FCM token;"
+        f" {p.offline_messages} messages acked to them",
+        f"             message pushes {p.message_pushes} ({p.pushes_per_s:g}/s during the"
+        f" schedule, peak {p.peak_per_s}/s; {p.messages_per_push:g} messages per push,"
+        f" coalesced); other pushes {others}",
+        f"             commit → provider ms p50 {fmt_ms(lat.p50)} p90 {fmt_ms(lat.p90)}"
+        f" p99 {fmt_ms(lat.p99)} max {fmt_ms(lat.max)} ({lat.count} pushes;"
+        f" {p.unmatched} unmatched)",
+        f"             queue depth max {q.max if q.max is not None else '-'}"
+        f" mean {q.mean if q.mean is not None else '-'};"
+        f" hub outcomes {outcomes}; last message never pushed in"
+        f" {p.last_not_pushed}/{p.conversations} conversations",
+    ]
 
 
 def step_row(s: StepVerdict) -> str:

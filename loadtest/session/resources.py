@@ -12,7 +12,7 @@ import numpy as np
 
 from loadtest.model.timeline import GroupUsage, Resources, Second
 
-PER_MESSAGE = ("server", "postgres", "redis", "driver")
+PER_MESSAGE = ("server", "postgres", "redis", "driver", "provider")
 
 
 def summarize(

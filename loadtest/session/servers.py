@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from loadtest.fleet import Fleet
+from loadtest.fleet import FakeProvider, Fleet
 from loadtest.monitor import Monitor
 from loadtest.options import Options
 from loadtest.plan import HUB
@@ -19,10 +19,17 @@ from loadtest.session.progress import Progress
 class Servers:
     """Where the phones connect, and the processes behind it when the kit started them."""
 
-    def __init__(self, urls: list[str], fleet: Fleet | None, description: str) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        fleet: Fleet | None,
+        description: str,
+        provider: FakeProvider | None = None,
+    ) -> None:
         self.urls = urls
         self.fleet = fleet
         self.description = description  # "external" or "spawned in 4.2 s"
+        self.provider = provider  # the push mix's local FCM
 
     @classmethod
     def start(cls, options: Options, monitor: Monitor, progress: Progress) -> Servers:
@@ -33,10 +40,17 @@ class Servers:
             return cls([u.rstrip("/") for u in o.hub_urls], None, "external")
         fleet = Fleet(keep=o.keep)
         started = time.monotonic()
+        provider = None
         try:
             if o.target == HUB:
+                env = dict(o.hub_env)
+                if o.effective_mix().pushes:
+                    progress.say("starting the fake FCM (HTTP/2 over TLS)…")
+                    provider = fleet.start_fake_fcm()
+                    monitor.add("provider", [provider.server.process.pid])
+                    env = {**provider.env, **env}
                 progress.say(f"starting PostgreSQL, Redis and {o.spawn_hubs} hub node(s)…")
-                servers = fleet.start_hubs(o.spawn_hubs, o.hub_env)
+                servers = fleet.start_hubs(o.spawn_hubs, env)
                 monitor.add("postgres", [fleet.postgres_pid], children=True)
                 monitor.add("redis", [fleet.redis_pid])
             else:
@@ -53,7 +67,7 @@ class Servers:
                 monitor.add(f"server{number}", [server.process.pid])
         description = f"spawned in {time.monotonic() - started:.1f} s"
         progress.say(f"  {', '.join(urls)} ({fleet.workdir})")
-        return cls(urls, fleet, description)
+        return cls(urls, fleet, description, provider)
 
     def check(self) -> None:
         """RunFailed if a spawned server exited (external ones are not ours to watch)."""

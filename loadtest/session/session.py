@@ -253,6 +253,7 @@ class Session:
             acked=self.collected.counters.get("acked", 0),
             connected_at_end=self.replies.connected_at_end(),
             lost_samples=lost_samples[:20],
+            offline_acked=total("offline_acked"),
         )
         return totals, lost_seconds
 
