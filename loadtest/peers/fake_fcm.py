@@ -104,8 +104,13 @@ class FakeFcm:
             self.unauthorized += 1
             await _answer(send, 401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
             return
-        message = orjson.loads(body).get("message", {})
-        data = message.get("data", {})
+        try:
+            message = orjson.loads(body)["message"]
+            data = message.get("data", {})
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            self.problems.append(f"not an FCM send: {body[:200]!r}")
+            await _answer(send, 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT"}})
+            return
         if not all(isinstance(v, str) for v in data.values()):
             self.problems.append(f"FCM data values must be strings: {data}")
         self.pushes.append(
@@ -156,6 +161,9 @@ async def serve_fake(options: argparse.Namespace) -> None:
     config.bind = [f"127.0.0.1:{options.port}"]
     config.certfile, config.keyfile = options.cert, options.key
     config.accesslog = None
+    # hypercorn closes a connection (GOAWAY) after 1,000 requests by default; Google keeps
+    # one open far longer, and a load test should measure pushes, not reconnects.
+    config.keep_alive_max_requests = 1_000_000_000
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

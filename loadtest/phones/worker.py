@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import resource
 import time
 import traceback
@@ -124,6 +125,9 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.conn.fileno(), self._readable)
+        # uvloop made the pipe non-blocking: a send larger than the socket buffer (the push
+        # mix's final tally) would fail half-written. Commands are read only when readable.
+        os.set_blocking(self.conn.fileno(), True)
         connector = aiohttp.TCPConnector(limit=0, force_close=False, enable_cleanup_closed=True)
         session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=20)
