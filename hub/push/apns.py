@@ -1,5 +1,5 @@
-"""APNs provider API: HTTP/2 (httpx), token-based authentication (an ES256 JWT signed with the
-team's ``.p8`` key by PyJWT).
+"""APNs provider API: HTTP/2 (httpcore, see ``http.py``), token-based authentication (an
+ES256 JWT signed with the team's ``.p8`` key by PyJWT).
 
 One client, so one HTTP/2 connection per host is reused for every push. The provider token
 is made once and reused until it is 50 minutes old (Apple refuses one older than an hour and
@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import jwt
 
+from hub.push.http import HttpAnswer, NoAnswer, ProviderHttp
 from hub.push.payloads import Push, apns_request
 from hub.push.providers import Answer, Target, answer_for_status
 from hub.settings.push import PushSettings
@@ -29,7 +29,7 @@ STALE_PROVIDER_TOKEN = frozenset({"ExpiredProviderToken", "InvalidProviderToken"
 class ApnsProvider:
     name = "apns"
 
-    def __init__(self, settings: PushSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: PushSettings, client: ProviderHttp) -> None:
         assert settings.apns_key_file and settings.apns_key_id and settings.apns_team_id
         assert settings.apns_topic
         self._settings = settings
@@ -58,28 +58,24 @@ class ApnsProvider:
         url = f"{self._settings.apns_base_url(target.environment)}/3/device/{target.token}"
         headers = {**request.headers, "authorization": f"bearer {self.provider_token()}"}
         try:
-            response = await self._client.post(url, content=request.body, headers=headers)
-        except httpx.HTTPError as exc:
-            return Answer("retry", None, type(exc).__name__)
+            response = await self._client.post(url, headers, request.body)
+        except NoAnswer as exc:
+            return Answer("retry", None, str(exc))
         reason = _reason(response)
-        if response.status_code == 410 or (
-            response.status_code == 400 and reason in DEAD_TOKEN_REASONS
-        ):
-            return Answer("token_gone", response.status_code, reason)
-        if response.status_code == 403 and reason in STALE_PROVIDER_TOKEN:
+        if response.status == 410 or (response.status == 400 and reason in DEAD_TOKEN_REASONS):
+            return Answer("token_gone", response.status, reason)
+        if response.status == 403 and reason in STALE_PROVIDER_TOKEN:
             self._jwt = ""  # made again for the retry
             return Answer("retry", 403, reason, 0)
-        return answer_for_status(response.status_code, reason, response.headers.get("retry-after"))
+        return answer_for_status(response.status, reason, response.headers.get("retry-after"))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
 
-def _reason(response: httpx.Response) -> str:
-    if response.status_code == 200 or not response.content:
+def _reason(response: HttpAnswer) -> str:
+    if response.status == 200:
         return ""
-    try:
-        reason = response.json().get("reason", "")
-    except ValueError:
-        return ""
+    body = response.json()
+    reason = body.get("reason", "") if isinstance(body, dict) else ""
     return reason if isinstance(reason, str) else ""

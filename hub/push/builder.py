@@ -7,13 +7,12 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
-import httpx
-
 from hub.foundation import Foundation
 from hub.push.apns import ApnsProvider
 from hub.push.enqueue import NoPushes, PushQueueWriter
 from hub.push.expand import LiveDevices, PushPlanner
 from hub.push.fcm import FcmProvider
+from hub.push.http import ProviderHttp
 from hub.push.providers import Provider, trust
 from hub.push.service import PushService
 from hub.push.worker import PushWorker
@@ -36,8 +35,8 @@ def providers_of(settings: PushSettings) -> dict[str, Provider]:
     context = trust(settings.ca_file)
     providers: dict[str, Provider] = {}
 
-    def client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(http2=True, verify=context, timeout=settings.timeout_seconds)
+    def client() -> ProviderHttp:
+        return ProviderHttp(context, settings.timeout_seconds, settings.concurrency)
 
     if settings.apns_configured:
         providers["apns"] = ApnsProvider(settings, client())

@@ -12,11 +12,12 @@ import asyncio
 import ssl
 import time
 
-import httpx
+import orjson
 import urllib3
 from google.auth.transport.urllib3 import Request as GoogleRequest
 from google.oauth2 import service_account
 
+from hub.push.http import HttpAnswer, NoAnswer, ProviderHttp
 from hub.push.payloads import Push, fcm_message
 from hub.push.providers import Answer, Target, answer_for_status
 from hub.settings.push import PushSettings
@@ -30,7 +31,7 @@ class FcmProvider:
     name = "fcm"
 
     def __init__(
-        self, settings: PushSettings, client: httpx.AsyncClient, context: ssl.SSLContext
+        self, settings: PushSettings, client: ProviderHttp, context: ssl.SSLContext
     ) -> None:
         assert settings.fcm_credentials_file
         self._credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
@@ -56,32 +57,31 @@ class FcmProvider:
             token = await self.access_token()
         except Exception as exc:  # the token endpoint did not answer or refused
             return Answer("retry", None, f"oauth: {type(exc).__name__}: {str(exc)[:200]}")
-        body = {"message": fcm_message(push, target.token, int(time.time() * 1000))}
+        body = orjson.dumps({"message": fcm_message(push, target.token, int(time.time() * 1000))})
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         try:
-            response = await self._client.post(
-                self._url, json=body, headers={"authorization": f"Bearer {token}"}
-            )
-        except httpx.HTTPError as exc:
-            return Answer("retry", None, type(exc).__name__)
+            response = await self._client.post(self._url, headers, body)
+        except NoAnswer as exc:
+            return Answer("retry", None, str(exc))
         code = _error_code(response)
         if code in DEAD_TOKEN_CODES:
-            return Answer("token_gone", response.status_code, code)
-        if response.status_code == 401:
+            return Answer("token_gone", response.status, code)
+        if response.status == 401:
             self._credentials.token = None  # fetched again for the retry
             return Answer("retry", 401, code, 0)
-        return answer_for_status(response.status_code, code, response.headers.get("retry-after"))
+        return answer_for_status(response.status, code, response.headers.get("retry-after"))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
 
-def _error_code(response: httpx.Response) -> str:
+def _error_code(response: HttpAnswer) -> str:
     """The ``FcmError`` code of an error answer (else the status text), "" for a success."""
-    if response.status_code < 400:
+    if response.status < 400:
         return ""
-    try:
-        error = response.json().get("error", {})
-    except ValueError:
+    body = response.json()
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    if not isinstance(error, dict):
         return ""
     for detail in error.get("details", ()):
         if isinstance(detail, dict) and detail.get("errorCode"):
