@@ -127,23 +127,27 @@ class PushPlanner:
             return []
         windows = list(chosen)
         left = await self._queue.take_windows(windows, self._coalesce_ms)
-        badges = await self._tokens.unread_counts({w[0] for w in windows})
-        planned = []
+        now_jobs = []
+        burst_ends = []  # the pushes that wait for their window's end: one round trip
         for window, wait_ms in zip(windows, left, strict=True):
             item, row = chosen[window]
             job = DeviceJob(
                 item.user_id, row.device_id, "message", _message_fields(item), item.stored_at
             )
             if wait_ms == 0:
-                planned.append(Planned(job, row, badges.get(item.user_id, 0)))
+                now_jobs.append((job, row))
             else:
                 last = DeviceJob(
                     job.user_id, job.device_id, "message", job.fields, job.at, window=window
                 )
-                await self._queue.schedule(
-                    "last:" + ":".join(window), encode_job(last), now + wait_ms, keep_due=True
-                )
-        return planned
+                job_id = "last:" + ":".join(window)
+                burst_ends.append((job_id, encode_job(last), now + wait_ms, item.seq))
+        await self._queue.schedule_latest(burst_ends)
+        if not now_jobs:
+            return []
+        # The badge of a push that waits is counted when its window ends, not now.
+        badges = await self._tokens.unread_counts({job.user_id for job, _ in now_jobs})
+        return [Planned(job, row, badges.get(job.user_id, 0)) for job, row in now_jobs]
 
     async def _call(self, job: CallRinging) -> list[Planned]:
         if await self._queue.is_marked(self.keys.push_call_over(job.call_id)):

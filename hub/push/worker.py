@@ -189,7 +189,6 @@ class PushWorker:
             f"retry:{job.user_id}:{job.device_id}:{job.kind}:{job.at}:{job.attempt}",
             encode_job(again),
             self._clock() + delay,
-            keep_due=False,
         )
 
     async def _after_delivery(self, job: DeviceJob) -> None:
@@ -199,9 +198,13 @@ class PushWorker:
         if job.kind == "message":
             key = self._planner.keys.push_message_devices(str(job.fields["messageId"]))
             conversation = str(job.fields["conversationId"])
-            await self._queue.remember(key, [f"{member}|{conversation}"], PUSHED_MESSAGE_TTL_MS)
+            await self._queue.remember_message_push(
+                key,
+                f"{member}|{conversation}",
+                PUSHED_MESSAGE_TTL_MS,
+                job.window,
+                self._settings.coalesce_ms,
+            )
         elif job.kind == "call":
             key = self._planner.keys.push_call_devices(str(job.fields["callId"]))
             await self._queue.remember(key, [member], CALL_DEVICES_TTL_MS)
-        if job.window is not None:
-            await self._queue.open_window(job.window, self._settings.coalesce_ms)

@@ -75,6 +75,11 @@ class RedisKeys:
     def push_delayed_jobs(self) -> str:
         return f"{self.prefix}:push:delayed_jobs"
 
+    def push_delayed_order(self) -> str:
+        """HASH job id -> the order (recipient seq) of a burst's last push as scheduled, so
+        a burst's older job handled late does not replace a newer one."""
+        return f"{self.prefix}:push:delayed_order"
+
     def push_window(self, user_id: str, device_id: str, conversation_id: str) -> str:
         """Set while a message push to this device for this conversation is recent (TTL:
         ``PUSH_COALESCE_MS``): a burst waits for its end."""

@@ -49,6 +49,7 @@ class RedisPushQueue:
         self._consumer = consumer
         self._stream = keys.push_stream()
         self._promote = redis.register_script(lua_source("promote_due_pushes"))
+        self._schedule_latest = redis.register_script(lua_source("schedule_latest_pushes"))
 
     async def ensure_group(self) -> None:
         """The consumer group, from the stream's start (jobs queued before any node read)."""
@@ -90,17 +91,37 @@ class RedisPushQueue:
             pipe.xdel(self._stream, *entry_ids)
             await pipe.execute()
 
-    async def schedule(self, job_id: str, job: bytes, due_ms: int, *, keep_due: bool) -> None:
-        """A job to enter the stream at ``due_ms``. With ``keep_due`` an already scheduled job
-        of the same id keeps its time and takes this content (the last of a burst)."""
+    async def schedule(self, job_id: str, job: bytes, due_ms: int) -> None:
+        """A job (a retry) to enter the stream at ``due_ms``."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._keys.push_delayed_jobs(), job_id, job)
-            pipe.zadd(self._keys.push_delayed(), {job_id: due_ms}, nx=keep_due)
+            pipe.zadd(self._keys.push_delayed(), {job_id: due_ms})
             await pipe.execute()
+
+    async def schedule_latest(self, jobs: Sequence[tuple[str, bytes, int, int]]) -> None:
+        """Bursts' last pushes (id, job, due ms, order), in one round trip: a scheduled job
+        keeps its due time, and takes the new content only when its order is higher (jobs
+        of one burst are handled concurrently, not always oldest first)."""
+        if not jobs:
+            return
+        args: list[Any] = []
+        for job_id, job, due_ms, order in jobs:
+            args += [job_id, job, due_ms, order]
+        keys = [
+            self._keys.push_delayed(),
+            self._keys.push_delayed_jobs(),
+            self._keys.push_delayed_order(),
+        ]
+        await self._schedule_latest(keys=keys, args=args)
 
     async def promote_due(self, now_ms: int, limit: int = 500) -> int:
         moved = await self._promote(
-            keys=[self._keys.push_delayed(), self._keys.push_delayed_jobs(), self._stream],
+            keys=[
+                self._keys.push_delayed(),
+                self._keys.push_delayed_jobs(),
+                self._stream,
+                self._keys.push_delayed_order(),
+            ],
             args=[now_ms, limit],
         )
         return int(moved)
@@ -126,16 +147,30 @@ class RedisPushQueue:
             replies = await pipe.execute()
         return [0 if replies[i] else max(1, int(replies[i + 1])) for i in range(0, len(replies), 2)]
 
-    async def open_window(self, window: tuple[str, str, str], ttl_ms: int) -> None:
-        """The last push of a burst went out: a new window starts with it."""
-        await self._redis.set(self._keys.push_window(*window), b"1", px=ttl_ms)
-
     async def remember(self, key: str, members: Collection[str], ttl_ms: int) -> None:
         if not members:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.sadd(key, *members)
             pipe.pexpire(key, ttl_ms)
+            await pipe.execute()
+
+    async def remember_message_push(
+        self,
+        key: str,
+        member: str,
+        ttl_ms: int,
+        window: tuple[str, str, str] | None,
+        window_ms: int,
+    ) -> None:
+        """After a message push: ``remember`` who was shown it and, when it was a burst's last
+        push, open a new coalescing window with it; one round trip, the worker's most
+        frequent call."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, member)
+            pipe.pexpire(key, ttl_ms)
+            if window is not None:
+                pipe.set(self._keys.push_window(*window), b"1", px=window_ms)
             await pipe.execute()
 
     async def remembered(self, key: str) -> set[str]:
