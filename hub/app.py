@@ -283,7 +283,8 @@ def background(name: str, run: Callable[[Wired], Coroutine[Any, Any, None]]) -> 
 
 
 async def run_push_worker(wired: Wired) -> None:
-    """Sends the pushes every node queues; with no provider configured there is none."""
+    """Sends the pushes every node queues; none with no provider configured or with
+    ``PUSH_WORKER`` off on this node."""
     if wired.hub.push_worker is not None:
         await wired.hub.push_worker.run()
 

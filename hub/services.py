@@ -75,7 +75,7 @@ class Hub:
 
     services: Services
     send_queue: SendQueue
-    push_worker: PushWorker | None  # None when no push provider is configured
+    push_worker: PushWorker | None  # None: no push provider configured, or PUSH_WORKER off
 
 
 def build_hub(

@@ -468,3 +468,29 @@ async def test_a_deleted_message_withdraws_its_alert_with_a_background_push(
         }
     finally:
         await sender.close()
+
+
+async def test_a_node_with_push_worker_off_queues_pushes_that_another_node_sends(
+    push_nodes,  # noqa: F811
+    push_fakes: PushFakes,  # noqa: F811
+):
+    """A socket node can leave sending to push nodes: it queues, it never calls a provider,
+    and the push waits in the shared queue until a node that sends comes up."""
+    (relay,) = await push_nodes(count=1, PUSH_WORKER="off")
+    alice, bob = await Api(relay.url).register_many("alice", "bob")
+    await make_contacts(Api(relay.url), alice, bob)
+    token = fcm_token()
+    await pocket_device(relay.url, bob, "pixel", provider="fcm", token=token)
+    sender = await Phone(alice).connect(relay.url)
+    try:
+        sent = await send(sender, alice, bob)
+        await asyncio.sleep(2)
+        assert push_fakes.fcm.received == [], "the relay node sent a push itself"
+        (pusher,) = await push_nodes(count=1)
+        await push_fakes.fcm.wait_for(lambda: len(push_fakes.fcm.delivered) == 1, timeout=10)
+        (pushed,) = push_fakes.fcm.delivered
+        assert pushed.message["token"] == token
+        assert pushed.message["data"]["messageId"] == sent["id"]
+        assert pusher.process.returncode is None
+    finally:
+        await sender.close()

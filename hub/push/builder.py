@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class Pushes:
     service: PushService
     writer: PushQueueWriter | NoPushes
-    worker: PushWorker | None  # None: no provider configured, nothing to send
+    worker: PushWorker | None  # None: no provider configured, or PUSH_WORKER off here
 
 
 def providers_of(settings: PushSettings) -> dict[str, Provider]:
@@ -85,7 +85,11 @@ def build_push(
         metrics=base.metrics,
         clock=base.clock,
     )
-    return Pushes(service, PushQueueWriter(queue, base.keys, base.clock), worker)
+    writer = PushQueueWriter(queue, base.keys, base.clock)
+    if not settings.worker:
+        log.info("push: PUSH_WORKER is off; this node queues pushes and other nodes send them")
+        return Pushes(service, writer, None)
+    return Pushes(service, writer, worker)
 
 
 def _log_providers(settings: PushSettings, providers: Collection[str]) -> None:

@@ -102,6 +102,12 @@ class PushSettings:
     concurrency: int = setting(
         "PUSH_CONCURRENCY", 64, "provider requests in flight per node", minimum=1
     )
+    worker: bool = setting(
+        "PUSH_WORKER",
+        True,
+        "this node sends pushes from the shared queue; `off` keeps a busy socket node to "
+        "relaying (it still queues its pushes, and the nodes with `on` send them)",
+    )
 
     @property
     def apns_configured(self) -> bool:
