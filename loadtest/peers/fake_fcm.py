@@ -46,10 +46,10 @@ class FakeFcm:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         path, method = scope["path"], scope["method"]
-        body = await _body(receive)
+        body = await read_body(receive)
         if path == self._send_path and method == "POST":
             await self._message(scope, body, send)
         elif path == "/token" and method == "POST":
@@ -124,7 +124,8 @@ class FakeFcm:
         await _answer(send, 200, {"name": f"projects/lt/messages/{secrets.token_hex(8)}"})
 
 
-async def _body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """An ASGI request's whole body."""
     chunks = []
     while True:
         message = await receive()
@@ -140,7 +141,8 @@ async def _answer(send: Send, status: int, body: object) -> None:
     await send({"type": "http.response.body", "body": raw})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
+    """ASGI start-up and shutdown: nothing to do but say so."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from loadtest.peers.fake_fcm import lifespan, read_body
 from loadtest.peers.tls import make_tls_files
 from loadtest.peers.tls import pem_private as _pem_private
 from loadtest.peers.tls import pem_public as _pem_public
@@ -43,15 +44,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 async def _answer(
     send: Send, status: int, body: Any = None, headers: dict[str, str] | None = None
 ) -> None:
@@ -61,16 +53,6 @@ async def _answer(
         wire.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": wire})
     await send({"type": "http.response.body", "body": raw})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 @dataclass
@@ -148,9 +130,9 @@ class FakeApns:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope["path"]
         if scope["method"] != "POST" or not path.startswith("/3/device/"):
@@ -244,9 +226,9 @@ class FakeFcm:
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         path = scope["path"]
         if path == "/token" and scope["method"] == "POST":
             await self._token(body, send)
