@@ -78,18 +78,32 @@ class PushPlanner:
             return await self._deleted(job)
         return []
 
-    async def device(self, job: DeviceJob) -> list[Planned]:
-        """A retry or a burst's last push: its device's token as it is now, if still offline."""
-        row = await self._tokens.token_of(job.user_id, job.device_id)
-        if row is None:
+    async def devices(self, jobs: Collection[DeviceJob]) -> list[Planned]:
+        """Retries and bursts' last pushes, as many as one read brought: each device's token
+        as it is now, if the device is still offline, with the badge of a message push; one
+        query, one round trip and one query for all of them (these are most of the pushes
+        of a busy conversation, one per coalescing window)."""
+        if not jobs:
             return []
-        online = await self._online.devices_online_of([job.user_id], now_ms=self._clock())
-        if job.device_id in online.get(job.user_id, ()):
+        rows = await self._tokens.tokens_of({j.user_id for j in jobs})
+        token_of = {(r.user_id, r.device_id): r for r in rows}
+        registered = [j for j in jobs if (j.user_id, j.device_id) in token_of]
+        if not registered:
             return []
-        badge = None
-        if job.kind == "message":
-            badge = (await self._tokens.unread_counts([job.user_id])).get(job.user_id, 0)
-        return [Planned(job, row, badge)]
+        online = await self._online.devices_online_of(
+            {j.user_id for j in registered}, now_ms=self._clock()
+        )
+        offline = [j for j in registered if j.device_id not in online.get(j.user_id, ())]
+        badged = {j.user_id for j in offline if j.kind == "message"}
+        badges = await self._tokens.unread_counts(badged) if badged else {}
+        return [
+            Planned(
+                j,
+                token_of[(j.user_id, j.device_id)],
+                badges.get(j.user_id, 0) if j.kind == "message" else None,
+            )
+            for j in offline
+        ]
 
     async def _offline_tokens(self, users: Collection[str]) -> list[PushTokenRow]:
         rows = await self._tokens.tokens_of(users)

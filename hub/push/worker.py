@@ -90,30 +90,50 @@ class PushWorker:
 
     async def handle(self, jobs: Sequence[QueuedJob]) -> None:
         """Handle these stream entries; acknowledge the ones handled (a failure leaves its
-        entry pending, for a later claim)."""
-        results = await asyncio.gather(*(self._handle_one(j) for j in jobs), return_exceptions=True)
-        finished = []
-        for queued, result in zip(jobs, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning(
-                    "push job %s failed; it will be retried", queued.entry_id, exc_info=result
-                )
+        entry pending, for a later claim). The read's device jobs are planned together."""
+        decoded = [(queued, decode_job(queued.job)) for queued in jobs]
+        devices: list[tuple[QueuedJob, DeviceJob]] = []
+        fan_outs: list[tuple[QueuedJob, Job]] = []
+        for queued, job in decoded:
+            if job is None:
+                log.warning("push job %s of an unknown kind: dropped", queued.entry_id)
+            elif isinstance(job, DeviceJob):
+                devices.append((queued, job))
             else:
-                finished.append(queued.entry_id)
-        await self._queue.done(finished)
+                fan_outs.append((queued, job))
+        reports = await asyncio.gather(
+            self._handle_devices(devices), *(self._handle_fan_out(q, job) for q, job in fan_outs)
+        )
+        failed = {entry_id: error for report in reports for entry_id, error in report.items()}
+        for entry_id, error in failed.items():
+            log.warning("push job %s failed; it will be retried", entry_id, exc_info=error)
+        await self._queue.done([q.entry_id for q in jobs if q.entry_id not in failed])
 
-    async def _handle_one(self, queued: QueuedJob) -> None:
-        job = decode_job(queued.job)
-        if job is None:
-            log.warning("push job %s of an unknown kind: dropped", queued.entry_id)
-            return
-        planned = await self._plan(job)
-        await asyncio.gather(*(self._send(p) for p in planned))
+    async def _handle_devices(
+        self, entries: Sequence[tuple[QueuedJob, DeviceJob]]
+    ) -> dict[str, BaseException]:
+        """Plan and send the device jobs; the entries that failed, by entry id."""
+        if not entries:
+            return {}
+        try:
+            planned = await self._planner.devices([job for _, job in entries])
+        except Exception as exc:
+            return {queued.entry_id: exc for queued, _ in entries}
+        entry_of = {id(job): queued.entry_id for queued, job in entries}
+        results = await asyncio.gather(*(self._send(p) for p in planned), return_exceptions=True)
+        return {
+            entry_of[id(p.job)]: result
+            for p, result in zip(planned, results, strict=True)
+            if isinstance(result, BaseException)
+        }
 
-    async def _plan(self, job: Job) -> list[Planned]:
-        if isinstance(job, DeviceJob):
-            return await self._planner.device(job)
-        return await self._planner.fan_out(job)
+    async def _handle_fan_out(self, queued: QueuedJob, job: Job) -> dict[str, BaseException]:
+        try:
+            planned = await self._planner.fan_out(job)
+            await asyncio.gather(*(self._send(p) for p in planned))
+        except Exception as exc:
+            return {queued.entry_id: exc}
+        return {}
 
     async def _send(self, planned: Planned) -> None:
         job, row = planned.job, planned.token

@@ -33,7 +33,6 @@ ON CONFLICT (user_id, device_id) DO UPDATE SET provider = EXCLUDED.provider,
 """
 DELETE_TOKEN = "DELETE FROM push_tokens WHERE user_id = $1 AND device_id = $2 RETURNING 1"
 SELECT_TOKENS_OF_USERS = f"SELECT {TOKEN_COLUMNS} FROM push_tokens WHERE user_id = ANY($1::uuid[])"
-SELECT_TOKEN = f"SELECT {TOKEN_COLUMNS} FROM push_tokens WHERE user_id = $1 AND device_id = $2"
 # A provider said this token is dead: forget it only if it is still the one registered.
 FORGET_TOKEN = "DELETE FROM push_tokens WHERE provider = $1 AND token = $2"
 FORGET_VOIP_TOKEN = "UPDATE push_tokens SET voip_token = NULL WHERE voip_token = $1"
@@ -123,10 +122,6 @@ class PushTokenStore:
         if not user_ids:
             return []
         return [_token(r) for r in await self._pool.fetch(SELECT_TOKENS_OF_USERS, list(user_ids))]
-
-    async def token_of(self, user_id: str, device_id: str) -> PushTokenRow | None:
-        row = await self._pool.fetchrow(SELECT_TOKEN, user_id, device_id)
-        return _token(row) if row else None
 
     async def forget(self, provider: str, token: str) -> None:
         await self._pool.execute(FORGET_TOKEN, provider, token)
