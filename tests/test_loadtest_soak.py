@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.kit  # its own servers: .ci/run runs it once, not per backend
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
