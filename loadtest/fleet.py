@@ -234,7 +234,7 @@ class Fleet:
         made here, in the temporary folder, and goes with it."""
         from cryptography.hazmat.primitives.asymmetric import rsa
 
-        from loadtest.peers.tls import make_tls_files, pem_private, pem_public
+        from loadtest.peers.tls import make_tls_files, pem_public, write_service_account
 
         folder = self.workdir / "fake-fcm"
         folder.mkdir(parents=True, exist_ok=True)
@@ -244,21 +244,13 @@ class Fleet:
         public.write_bytes(pem_public(account))
         port = free_port()
         url = f"https://127.0.0.1:{port}"
-        credentials = folder / "service-account.json"
-        credentials.write_text(
-            json.dumps(
-                {
-                    "type": "service_account",
-                    "project_id": FAKE_PROJECT,
-                    "private_key_id": secrets.token_hex(20),
-                    "private_key": pem_private(account).decode(),
-                    "client_email": FAKE_CLIENT_EMAIL,
-                    "client_id": "1",
-                    "token_uri": f"{url}/token",
-                }
-            )
+        credentials = write_service_account(
+            folder / "service-account.json",
+            account,
+            FAKE_PROJECT,
+            FAKE_CLIENT_EMAIL,
+            f"{url}/token",
         )
-        credentials.chmod(0o600)
         argv = [
             sys.executable, "-m", "loadtest.peers.fake_fcm", "--port", str(port),
             "--cert", str(cert), "--key", str(key), "--account-key", str(public),

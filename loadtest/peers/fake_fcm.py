@@ -71,26 +71,10 @@ class FakeFcm:
 
     async def _token(self, body: bytes, send: Send) -> None:
         self.token_requests += 1
-        form = dict(urllib.parse.parse_qsl(body.decode()))
-        try:
-            claims = jwt.decode(
-                form.get("assertion", ""),
-                self._public_key,
-                algorithms=["RS256"],
-                audience=GOOGLE_TOKEN_AUDIENCE,
-            )
-        except jwt.PyJWTError as exc:
-            self.problems.append(f"token assertion: {exc}")
+        problem = token_request_problem(body, self._public_key, self._client_email)
+        if problem is not None:
+            self.problems.append(problem)
             await _answer(send, 400, {"error": "invalid_grant"})
-            return
-        scope = str(claims.get("scope", ""))
-        if form.get("grant_type") != JWT_BEARER or claims.get("iss") != self._client_email:
-            self.problems.append(f"token request: {form.get('grant_type')} {claims.get('iss')}")
-            await _answer(send, 400, {"error": "invalid_grant"})
-            return
-        if "firebase.messaging" not in scope:
-            self.problems.append(f"token scope: {scope}")
-            await _answer(send, 400, {"error": "invalid_scope"})
             return
         access = "ya29." + secrets.token_urlsafe(24)
         self._access_tokens.add(access)
@@ -122,6 +106,27 @@ class FakeFcm:
             ]
         )
         await _answer(send, 200, {"name": f"projects/lt/messages/{secrets.token_hex(8)}"})
+
+
+def token_request_problem(body: bytes, public_key: bytes, client_email: str) -> str | None:
+    """What is wrong with an OAuth token request, as Google's endpoint checks it (the
+    service account's RS256 assertion for the FCM scope, wherever ``token_uri`` points);
+    ``None`` for a good one."""
+    form = dict(urllib.parse.parse_qsl(body.decode()))
+    try:
+        claims = jwt.decode(
+            form.get("assertion", ""),
+            public_key,
+            algorithms=["RS256"],
+            audience=GOOGLE_TOKEN_AUDIENCE,
+        )
+    except jwt.PyJWTError as exc:
+        return f"token assertion: {exc}"
+    if form.get("grant_type") != JWT_BEARER or claims.get("iss") != client_email:
+        return f"token request: {form.get('grant_type')} {claims.get('iss')}"
+    if "firebase.messaging" not in str(claims.get("scope", "")):
+        return f"token scope: {claims.get('scope')}"
+    return None
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -74,3 +76,22 @@ def make_tls_files(folder: Path, days: int = 1) -> tuple[Path, Path]:
     key_path.write_bytes(pem_private(key))
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def write_service_account(
+    path: Path, key: rsa.RSAPrivateKey, project_id: str, client_email: str, token_uri: str
+) -> Path:
+    """A Google service-account file (what ``FCM_CREDENTIALS_FILE`` names) for ``key``,
+    whose token endpoint is ``token_uri``; readable by its owner only."""
+    account = {
+        "type": "service_account",
+        "project_id": project_id,
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem_private(key).decode(),
+        "client_email": client_email,
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(account))
+    path.chmod(0o600)
+    return path

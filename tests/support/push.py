@@ -15,7 +15,6 @@ import asyncio
 import json
 import secrets
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from loadtest.peers.fake_fcm import lifespan, read_body
-from loadtest.peers.tls import make_tls_files
+from loadtest.peers.fake_fcm import lifespan, read_body, token_request_problem
+from loadtest.peers.tls import make_tls_files, write_service_account
 from loadtest.peers.tls import pem_private as _pem_private
 from loadtest.peers.tls import pem_public as _pem_public
 from tests.support.calls import livekit_env
@@ -39,7 +38,6 @@ KEY_ID = "ABC123DEFG"
 TEAM_ID = "TEAM123456"
 PROJECT_ID = "artist-space-test"
 CLIENT_EMAIL = f"hub@{PROJECT_ID}.iam.gserviceaccount.com"
-GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -198,24 +196,10 @@ class FakeFcm:
             await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
 
     async def _token(self, body: bytes, send: Send) -> None:
-        form = dict(urllib.parse.parse_qsl(body.decode()))
         self.token_requests += 1
-        try:
-            claims = jwt.decode(
-                form.get("assertion", ""),
-                self._public_key,
-                algorithms=["RS256"],
-                # What Google checks (and google-auth sends), wherever token_uri points.
-                audience=GOOGLE_TOKEN_AUDIENCE,
-            )
-        except jwt.PyJWTError as exc:
-            self.problems.append(f"token assertion: {exc}")
-            await _answer(send, 400, {"error": "invalid_grant"})
-            return
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or (
-            claims.get("iss") != CLIENT_EMAIL or "firebase.messaging" not in claims.get("scope", "")
-        ):
-            self.problems.append(f"token request: {form.get('grant_type')} {claims}")
+        problem = token_request_problem(body, self._public_key, CLIENT_EMAIL)
+        if problem is not None:
+            self.problems.append(problem)
             await _answer(send, 400, {"error": "invalid_grant"})
             return
         access = "ya29." + secrets.token_urlsafe(24)
@@ -325,19 +309,8 @@ async def push_fakes(tmp_path: Path) -> AsyncIterator[PushFakes]:
     fcm = FakeFcm(_pem_public(account_key))
     fcm_port, stop_fcm = await serve_tls(fcm, cert, key)
     token_uri = f"https://127.0.0.1:{fcm_port}/token"
-    credentials = folder / "service-account.json"
-    credentials.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": PROJECT_ID,
-                "private_key_id": secrets.token_hex(20),
-                "private_key": _pem_private(account_key).decode(),
-                "client_email": CLIENT_EMAIL,
-                "client_id": "1234567890",
-                "token_uri": token_uri,
-            }
-        )
+    credentials = write_service_account(
+        folder / "service-account.json", account_key, PROJECT_ID, CLIENT_EMAIL, token_uri
     )
     env = {
         "APNS_KEY_FILE": str(key_file),
