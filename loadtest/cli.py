@@ -68,6 +68,12 @@ def target_flags(parser: argparse.ArgumentParser) -> None:
         help="extra environment for spawned hubs",
     )
     where.add_argument(
+        "--push-provider",
+        action="store_true",
+        help="configure spawned hubs with the local fake FCM whatever the mix (what a "
+        "provider costs when nobody holds a token; the push mix always has it)",
+    )
+    where.add_argument(
         "--keep",
         action="store_true",
         help="keep the spawned servers' temporary folder (logs, data)",
@@ -134,6 +140,7 @@ def options_from(args: argparse.Namespace, **overrides: Any) -> Options:
         spawn_hubs=args.spawn_hubs,
         hub_pids=args.hub_pid,
         hub_env=dict(args.hub_env),
+        push_provider=args.push_provider,
         clients=args.clients,
         mix=args.mix,
         workers=args.workers,
@@ -168,6 +175,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
             parser.error("--mix push is for run against the hub")
         if args.hub_url:
             parser.error("--mix push needs hubs the kit starts (it points their FCM at its fake)")
+    if args.push_provider and args.hub_url:
+        parser.error("--push-provider is for hubs the kit starts (it points their FCM at its fake)")
     return args
 
 

@@ -20,6 +20,7 @@ class Options:
     spawn_hubs: int = 1
     hub_pids: list[int] = field(default_factory=list)
     hub_env: dict[str, str] = field(default_factory=dict)
+    push_provider: bool = False  # the fake FCM configured even when the mix pushes nothing
     clients: int = 2000
     rate: float = 1000.0
     duration: float = 60.0

@@ -28,7 +28,9 @@ def run(options: Options, targets: Targets) -> RunResult:
         segments = [Segment(0.0, options.rate)]
         provider = session.servers.provider if session.servers is not None else None
         push = None
-        if provider is None:
+        # --push-provider without the push mix measures what a provider costs the hub when
+        # nobody holds a token: no probe polls its metrics, no push is waited for.
+        if provider is None or not options.effective_mix().pushes:
             session.drive(segments, options.duration)
         else:
             with QueueDepthProbe(session.urls[0]) as probe:

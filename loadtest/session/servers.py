@@ -44,7 +44,7 @@ class Servers:
         try:
             if o.target == HUB:
                 env = dict(o.hub_env)
-                if o.effective_mix().pushes:
+                if o.effective_mix().pushes or o.push_provider:
                     progress.say("starting the fake FCM (HTTP/2 over TLS)…")
                     provider = fleet.start_fake_fcm()
                     monitor.add("provider", [provider.server.process.pid])
