@@ -152,7 +152,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
     app.cleanup_ctx.extend(
         [
             opened(POOL, lambda: postgres_pool(storage)),
-            opened(REDIS, lambda: redis_client(storage)),
+            opened(REDIS, lambda: redis_client(storage, settings.server.node_id)),
             gateways.context,
             opened(BLOBS, lambda: open_blob_store(settings, clock)),
             hub_objects(settings, clock, sio, gateways),
@@ -162,6 +162,7 @@ def build_app(settings: Settings, *, clock: Clock = wall_clock_ms) -> web.Applic
             background("call deadlines", lambda w: w.hub.services.calls.run_sweeps()),
             background("payment reconciler", lambda w: w.hub.services.payments.reconciler.run()),
             background("attachment sweep", lambda w: w.hub.services.attachments.run_sweeps()),
+            background("push audience", run_push_audience),
             background("push worker", run_push_worker),
             background(
                 "slow consumers",
@@ -280,6 +281,12 @@ def background(name: str, run: Callable[[Wired], Coroutine[Any, Any, None]]) -> 
             log.exception("background task %r failed while stopping", name)
 
     return task_context
+
+
+async def run_push_audience(wired: Wired) -> None:
+    """Keeps this node's set of push-token holders (none with no provider configured)."""
+    if wired.hub.push_audience is not None:
+        await wired.hub.push_audience.run()
 
 
 async def run_push_worker(wired: Wired) -> None:

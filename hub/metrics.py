@@ -61,6 +61,18 @@ class HubMetrics:
         self.push_queue_depth = Gauge(
             "hub_push_queue_depth", "Pushes queued or waiting for a retry, all nodes", registry=r
         )
+        self.push_jobs_queued = Counter(
+            "hub_push_jobs_queued",
+            "Jobs this node put on the push queue, by kind (messages: one per stored batch "
+            "with a recipient who may hold a token)",
+            ["kind"],
+            registry=r,
+        )
+        self.push_audience_users = Gauge(
+            "hub_push_audience_users",
+            "Users this node counts as holding a push token (-1: not known yet, all counted)",
+            registry=r,
+        )
         self.push_provider_seconds = Histogram(
             "hub_push_provider_seconds",
             "Time a push provider took to answer one request",

@@ -36,9 +36,13 @@ async def postgres_pool(storage: StorageSettings) -> AsyncIterator[asyncpg.Pool]
 
 
 @asynccontextmanager
-async def redis_client(storage: StorageSettings) -> AsyncIterator[Redis]:
+async def redis_client(storage: StorageSettings, node_id: str) -> AsyncIterator[Redis]:
     assert storage.redis_url
-    redis = open_redis(storage.redis_url, max_connections=storage.redis_max_connections)
+    redis = open_redis(
+        storage.redis_url,
+        max_connections=storage.redis_max_connections,
+        client_name="".join("_" if c.isspace() else c for c in f"{storage.redis_prefix}:{node_id}"),
+    )
     try:
         await redis.ping()
         yield redis

@@ -38,6 +38,7 @@ from hub.payments.gateways import PaymentGateways
 from hub.payments.service import PaymentService
 from hub.presence.builder import build_presence
 from hub.presence.service import PresenceService
+from hub.push.audience import PushAudience
 from hub.push.builder import build_push
 from hub.push.service import PushService
 from hub.push.worker import PushWorker
@@ -75,6 +76,7 @@ class Hub:
 
     services: Services
     send_queue: SendQueue
+    push_audience: PushAudience | None  # None: no push provider configured
     push_worker: PushWorker | None  # None: no push provider configured, or PUSH_WORKER off
 
 
@@ -124,4 +126,4 @@ def build_hub(
         attachments=attachments,
         push=push.service,
     )
-    return Hub(services, messaging.send_queue, push.worker)
+    return Hub(services, messaging.send_queue, push.audience, push.worker)

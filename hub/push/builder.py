@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from hub.foundation import Foundation
 from hub.push.apns import ApnsProvider
+from hub.push.audience import PushAudience
 from hub.push.enqueue import NoPushes, PushQueueWriter
 from hub.push.expand import LiveDevices, PushPlanner
 from hub.push.fcm import FcmProvider
@@ -17,6 +18,7 @@ from hub.push.providers import Provider, trust
 from hub.push.service import PushService
 from hub.push.worker import PushWorker
 from hub.settings.push import PushSettings
+from storage.redis.push_audience import RedisPushAudienceChannel
 from storage.redis.push_queue import RedisPushQueue
 from storage.sql.push import NotificationStore, PushTokenStore
 from storage.sql.sessions import SessionStore
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 class Pushes:
     service: PushService
     writer: PushQueueWriter | NoPushes
+    audience: PushAudience | None  # None: no provider configured
     worker: PushWorker | None  # None: no provider configured, or PUSH_WORKER off here
 
 
@@ -56,16 +59,22 @@ def build_push(
     providers = providers_of(settings)
     _log_providers(settings, providers)
     notifications = NotificationStore(base.pool)
+    audience = (
+        PushAudience(tokens, RedisPushAudienceChannel(base.redis, base.keys), base.metrics)
+        if providers
+        else None
+    )
     service = PushService(
         tokens=tokens,
         notifications=notifications,
         sessions=SessionStore(base.pool),
         conversations=base.memberships,
         configured=frozenset(providers),
+        audience=audience,
         clock=base.clock,
     )
-    if not providers:
-        return Pushes(service, NoPushes(), None)
+    if audience is None:
+        return Pushes(service, NoPushes(), None, None)
     queue = RedisPushQueue(base.redis, base.keys, consumer=node_id)
     planner = PushPlanner(
         queue=queue,
@@ -85,11 +94,11 @@ def build_push(
         metrics=base.metrics,
         clock=base.clock,
     )
-    writer = PushQueueWriter(queue, base.keys, base.clock)
+    writer = PushQueueWriter(queue, base.keys, base.clock, audience, base.metrics)
     if not settings.worker:
         log.info("push: PUSH_WORKER is off; this node queues pushes and other nodes send them")
-        return Pushes(service, writer, None)
-    return Pushes(service, writer, worker)
+        return Pushes(service, writer, audience, None)
+    return Pushes(service, writer, audience, worker)
 
 
 def _log_providers(settings: PushSettings, providers: Collection[str]) -> None:

@@ -34,6 +34,10 @@ class Conversations(Protocol):
     async def visible_among(self, user_id: str, others: list[str]) -> set[str]: ...
 
 
+class Audience(Protocol):
+    async def joins(self, user_id: str) -> None: ...
+
+
 class PushService:
     def __init__(
         self,
@@ -43,6 +47,7 @@ class PushService:
         sessions: DevicesOf,
         conversations: Conversations,
         configured: frozenset[str],
+        audience: Audience | None,
         clock: Clock,
     ) -> None:
         self._tokens = tokens
@@ -50,6 +55,7 @@ class PushService:
         self._sessions = sessions
         self._conversations = conversations
         self._configured = configured
+        self._audience = audience
         self._clock = clock
 
     async def _own_device(self, claims: AccessClaims, device_id: str) -> None:
@@ -75,6 +81,8 @@ class PushService:
         if provider not in self._configured:
             raise NotConfigured(f"this hub sends no {provider} pushes")
         row = PushTokenRow(claims.user_id, device_id, provider, token, voip_token, environment)
+        if self._audience is not None:
+            await self._audience.joins(claims.user_id)  # before the token can be found
         if not await self._tokens.register(row, self._clock()):
             raise NotFound("no such device")
         return push_status_view(row)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 READ_BATCH = 100
 READ_BLOCK_MS = 500
 DEPTH_EVERY_SECONDS = 2.0
+# Delayed jobs (retries, bursts' last pushes) move to the stream this often, not every read:
+# a busy worker reads many times a second, and a coalescing window is seconds long.
+PROMOTE_EVERY_SECONDS = 0.1
 PUSHED_MESSAGE_TTL_MS = 3 * 86_400_000  # a deletion this late no longer withdraws the alert
 CALL_DEVICES_TTL_MS = 15 * 60_000
 
@@ -68,10 +71,13 @@ class PushWorker:
         await self._queue.ensure_group()
         next_claim = 0.0
         next_depth = 0.0
+        next_promote = 0.0
         while True:
             try:
                 now = time.monotonic()
-                await self._queue.promote_due(self._clock())
+                if now >= next_promote:
+                    await self._queue.promote_due(self._clock())
+                    next_promote = now + PROMOTE_EVERY_SECONDS
                 jobs: list[QueuedJob] = []
                 if now >= next_claim:
                     jobs += await self._queue.claim_stale(self._settings.claim_idle_ms, READ_BATCH)

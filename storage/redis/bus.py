@@ -3,25 +3,19 @@
 The bus carries bytes: what a message holds (frames, encoded and decoded in
 ``hub/fanout.py``) is not its business, as in python-socketio's pub/sub managers, where a
 backend adds only publish and listen. The listener reconnects by itself when Redis goes
-away and comes back.
+away and comes back (``storage/redis/pubsub.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from redis.asyncio.client import Redis
-from redis.exceptions import RedisError
 
 from storage.failures import translates_failures
 from storage.redis.keys import RedisKeys
-
-log = logging.getLogger(__name__)
-
-MessageHandler = Callable[[bytes], Awaitable[None]]
+from storage.redis.pubsub import MessageHandler, listen_forever
 
 
 @translates_failures
@@ -48,31 +42,19 @@ class RedisNodeBus:
 
     async def listen(self, on_message: MessageHandler) -> None:
         """Hand over every message for this node, and every one for all nodes, until
-        cancelled. A handler that fails is logged and the next message still comes."""
-        own_channel = self._keys.node_channel(self._node_id)
-        all_channel = self._keys.all_nodes_channel()
-        backoff = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(own_channel, all_channel)
-                self.connected.set()
-                backoff = 0.1
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is None:
-                        continue
-                    try:
-                        await on_message(message["data"])
-                    except Exception:
-                        log.exception("a bus message handler failed")
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.connected.clear()
-                log.warning("Redis pub/sub lost (%s); reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
+        cancelled (``storage/redis/pubsub.py`` reconnects); ``connected`` is set while
+        subscribed."""
+
+        async def subscribed() -> None:
+            self.connected.set()
+
+        async def lost() -> None:
+            self.connected.clear()
+
+        await listen_forever(
+            self._redis,
+            (self._keys.node_channel(self._node_id), self._keys.all_nodes_channel()),
+            on_message,
+            on_subscribed=subscribed,
+            on_lost=lost,
+        )

@@ -93,6 +93,11 @@ class RedisKeys:
         """Set once the call stopped ringing: a call push still queued is dropped."""
         return f"{self.prefix}:push:call_over:{call_id}"
 
+    def push_audience_channel(self) -> str:
+        """Pub/sub channel every node listens to: ids of users who just registered a push
+        token (``hub/push/audience.py``)."""
+        return f"{self.prefix}:push:audience"
+
     def push_message_devices(self, message_id: str) -> str:
         """SET of ``user|device|conversation`` that got an alert for this message (for the
         withdrawal push when it is deleted), with a TTL."""

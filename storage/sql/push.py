@@ -33,6 +33,7 @@ ON CONFLICT (user_id, device_id) DO UPDATE SET provider = EXCLUDED.provider,
 """
 DELETE_TOKEN = "DELETE FROM push_tokens WHERE user_id = $1 AND device_id = $2 RETURNING 1"
 SELECT_TOKENS_OF_USERS = f"SELECT {TOKEN_COLUMNS} FROM push_tokens WHERE user_id = ANY($1::uuid[])"
+SELECT_TOKEN_HOLDERS = "SELECT DISTINCT user_id FROM push_tokens"
 # A provider said this token is dead: forget it only if it is still the one registered.
 FORGET_TOKEN = "DELETE FROM push_tokens WHERE provider = $1 AND token = $2"
 FORGET_VOIP_TOKEN = "UPDATE push_tokens SET voip_token = NULL WHERE voip_token = $1"
@@ -122,6 +123,10 @@ class PushTokenStore:
         if not user_ids:
             return []
         return [_token(r) for r in await self._pool.fetch(SELECT_TOKENS_OF_USERS, list(user_ids))]
+
+    async def holders(self) -> set[str]:
+        """Every user with at least one registered device (the push audience's source)."""
+        return {str(r["user_id"]) for r in await self._pool.fetch(SELECT_TOKEN_HOLDERS)}
 
     async def forget(self, provider: str, token: str) -> None:
         await self._pool.execute(FORGET_TOKEN, provider, token)
