@@ -18,7 +18,7 @@ from dataclasses import replace
 from hub.clock import Clock
 from hub.metrics import HubMetrics
 from hub.push.expand import Planned, PushPlanner
-from hub.push.jobs import DeviceJob, Job, decode_job, encode_job
+from hub.push.jobs import DeviceJob, Job, MessagesStored, decode_job, encode_job
 from hub.push.payloads import Push
 from hub.push.providers import Provider, Target
 from hub.push.rules import is_expired, retry_delay_ms
@@ -99,16 +99,21 @@ class PushWorker:
         entry pending, for a later claim). The read's device jobs are planned together."""
         decoded = [(queued, decode_job(queued.job)) for queued in jobs]
         devices: list[tuple[QueuedJob, DeviceJob]] = []
+        stored: list[tuple[QueuedJob, MessagesStored]] = []
         fan_outs: list[tuple[QueuedJob, Job]] = []
         for queued, job in decoded:
             if job is None:
                 log.warning("push job %s of an unknown kind: dropped", queued.entry_id)
             elif isinstance(job, DeviceJob):
                 devices.append((queued, job))
+            elif isinstance(job, MessagesStored):
+                stored.append((queued, job))
             else:
                 fan_outs.append((queued, job))
         reports = await asyncio.gather(
-            self._handle_devices(devices), *(self._handle_fan_out(q, job) for q, job in fan_outs)
+            self._handle_devices(devices),
+            self._handle_stored(stored),
+            *(self._handle_fan_out(q, job) for q, job in fan_outs),
         )
         failed = {entry_id: error for report in reports for entry_id, error in report.items()}
         for entry_id, error in failed.items():
@@ -132,6 +137,22 @@ class PushWorker:
             for p, result in zip(planned, results, strict=True)
             if isinstance(result, BaseException)
         }
+
+    async def _handle_stored(
+        self, entries: Sequence[tuple[QueuedJob, MessagesStored]]
+    ) -> dict[str, BaseException]:
+        """The read's stored-message batches as one (in stream order, so a conversation's
+        newest copy is the one a coalesced push names): one token query, one presence round
+        trip, one mute query and one window round trip for all of them."""
+        if not entries:
+            return {}
+        items = tuple(item for _, job in entries for item in job.items)
+        try:
+            planned = await self._planner.fan_out(MessagesStored(items))
+            await asyncio.gather(*(self._send(p) for p in planned))
+        except Exception as exc:
+            return {queued.entry_id: exc for queued, _ in entries}
+        return {}
 
     async def _handle_fan_out(self, queued: QueuedJob, job: Job) -> dict[str, BaseException]:
         try:
