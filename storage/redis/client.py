@@ -7,8 +7,8 @@ from importlib import resources
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 
 def open_redis(url: str, *, max_connections: int, client_name: str | None = None) -> Redis:
@@ -38,8 +38,7 @@ def subscriber_of(redis: Redis) -> Redis:
     gone; without it the drop is an error the listener sees (``storage/redis/pubsub.py``)."""
     pool = redis.connection_pool
     kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-    return Redis(
-        connection_pool=aioredis.ConnectionPool(
-            connection_class=pool.connection_class, max_connections=1, **kwargs
-        )
+    # from_pool: the client owns its pool, and closing the client closes the connection.
+    return Redis.from_pool(
+        aioredis.ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
     )
