@@ -18,7 +18,8 @@ users with a token in memory, so the question costs a set lookup:
   counted in, as if there were no set: the cost comes back, never a missed push.
 
 Too many users counted in (a token removed since the last read) costs one job each; too
-few would lose pushes, which is why every doubt counts a user in.
+few would lose pushes, which is why every doubt counts a user in. The set costs about 13 MB
+per 100,000 holders on every node.
 """
 
 from __future__ import annotations
