@@ -70,8 +70,10 @@ class PushAudience:
         self._refresh_seconds = refresh_seconds
         self._users: set[str] = set()
         self._known = False  # False: count everyone in
-        self._listening = False
-        self._losses = 0  # a read that saw the subscription break does not count
+        # Which subscription is live (None: none): a read counts only if the subscription it
+        # began in is still the live one when it ends (none missed announcements meanwhile).
+        self._subscription: int | None = None
+        self._subscriptions = 0
         self._heard_while_reading: set[str] | None = None
         self._due = asyncio.Event()
 
@@ -106,9 +108,9 @@ class PushAudience:
 
     async def _read(self) -> None:
         """Only ``run`` calls this, one read at a time."""
-        if not self._listening:
+        subscription = self._subscription
+        if subscription is None:
             return  # read again once subscribed
-        losses = self._losses
         heard: set[str] = set()
         self._heard_while_reading = heard
         try:
@@ -120,7 +122,7 @@ class PushAudience:
         finally:
             self._heard_while_reading = None
         self._users = stored | heard
-        if not self._listening or self._losses != losses:
+        if self._subscription != subscription:
             return  # announcements may have been missed meanwhile: stay in doubt
         if not self._known:
             log.info("push audience: %d users hold a push token", len(self._users))
@@ -138,11 +140,11 @@ class PushAudience:
         self._add(user_ids)
 
     async def _subscribed(self) -> None:
-        self._listening = True
+        self._subscriptions += 1
+        self._subscription = self._subscriptions
         self._due.set()
 
     async def _lost(self) -> None:
-        self._listening = False
-        self._losses += 1
+        self._subscription = None
         self._known = False
         self._size.set(-1)

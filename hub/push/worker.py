@@ -18,7 +18,7 @@ from dataclasses import replace
 from hub.clock import Clock
 from hub.metrics import HubMetrics
 from hub.push.expand import Planned, PushPlanner
-from hub.push.jobs import DeviceJob, Job, MessagesStored, decode_job, encode_job
+from hub.push.jobs import DeviceJob, Job, MessageItem, MessagesStored, decode_job, encode_job
 from hub.push.payloads import Push
 from hub.push.providers import Provider, Target
 from hub.push.rules import is_expired, retry_delay_ms
@@ -96,24 +96,30 @@ class PushWorker:
 
     async def handle(self, jobs: Sequence[QueuedJob]) -> None:
         """Handle these stream entries; acknowledge the ones handled (a failure leaves its
-        entry pending, for a later claim). The read's device jobs are planned together."""
-        decoded = [(queued, decode_job(queued.job)) for queued in jobs]
+        entry pending, for a later claim). The read's device jobs are planned together, and
+        so are its stored-message batches (in stream order, so a conversation's newest copy
+        is the one a coalesced push names): one token query, one presence round trip, one
+        mute query and one window round trip for all of them."""
         devices: list[tuple[QueuedJob, DeviceJob]] = []
-        stored: list[tuple[QueuedJob, MessagesStored]] = []
-        fan_outs: list[tuple[QueuedJob, Job]] = []
-        for queued, job in decoded:
+        stored: list[QueuedJob] = []
+        items: list[MessageItem] = []
+        fan_outs: list[tuple[list[str], Job]] = []
+        for queued in jobs:
+            job = decode_job(queued.job)
             if job is None:
                 log.warning("push job %s of an unknown kind: dropped", queued.entry_id)
             elif isinstance(job, DeviceJob):
                 devices.append((queued, job))
             elif isinstance(job, MessagesStored):
-                stored.append((queued, job))
+                stored.append(queued)
+                items.extend(job.items)
             else:
-                fan_outs.append((queued, job))
+                fan_outs.append(([queued.entry_id], job))
+        if stored:
+            fan_outs.append(([q.entry_id for q in stored], MessagesStored(tuple(items))))
         reports = await asyncio.gather(
             self._handle_devices(devices),
-            self._handle_stored(stored),
-            *(self._handle_fan_out(q, job) for q, job in fan_outs),
+            *(self._handle_fan_out(entry_ids, job) for entry_ids, job in fan_outs),
         )
         failed = {entry_id: error for report in reports for entry_id, error in report.items()}
         for entry_id, error in failed.items():
@@ -138,28 +144,13 @@ class PushWorker:
             if isinstance(result, BaseException)
         }
 
-    async def _handle_stored(
-        self, entries: Sequence[tuple[QueuedJob, MessagesStored]]
-    ) -> dict[str, BaseException]:
-        """The read's stored-message batches as one (in stream order, so a conversation's
-        newest copy is the one a coalesced push names): one token query, one presence round
-        trip, one mute query and one window round trip for all of them."""
-        if not entries:
-            return {}
-        items = tuple(item for _, job in entries for item in job.items)
-        try:
-            planned = await self._planner.fan_out(MessagesStored(items))
-            await asyncio.gather(*(self._send(p) for p in planned))
-        except Exception as exc:
-            return {queued.entry_id: exc for queued, _ in entries}
-        return {}
-
-    async def _handle_fan_out(self, queued: QueuedJob, job: Job) -> dict[str, BaseException]:
+    async def _handle_fan_out(self, entry_ids: Sequence[str], job: Job) -> dict[str, BaseException]:
+        """Plan and send one fan-out job made of these entries; all of them fail together."""
         try:
             planned = await self._planner.fan_out(job)
             await asyncio.gather(*(self._send(p) for p in planned))
         except Exception as exc:
-            return {queued.entry_id: exc}
+            return dict.fromkeys(entry_ids, exc)
         return {}
 
     async def _send(self, planned: Planned) -> None:

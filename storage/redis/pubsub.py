@@ -26,17 +26,13 @@ EdgeHandler = Callable[[], Awaitable[None]]
 MAX_BACKOFF_SECONDS = 5.0
 
 
-async def _nothing() -> None:
-    return None
-
-
 async def listen_forever(
     redis: Redis,
     channels: Sequence[str],
     on_message: MessageHandler,
     *,
-    on_subscribed: EdgeHandler = _nothing,
-    on_lost: EdgeHandler = _nothing,
+    on_subscribed: EdgeHandler,
+    on_lost: EdgeHandler,
 ) -> None:
     """Hand over every message on ``channels`` until cancelled, resubscribing with backoff
     when Redis goes away. A handler that fails is logged and the next message still comes."""
